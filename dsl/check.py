@@ -1,0 +1,217 @@
+"""Semantic checks that JSON Schema cannot express: unique ids, cron, duration relations,
+embedded JSON Schemas, unclosed ``${{``.
+
+The checks run even when schema validation failed, so that one pass reports every problem;
+they therefore look at the data defensively and skip what has the wrong shape (the schema
+already reported that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from .diagnostics import Diagnostic
+from .durations import format_duration, parse_duration
+from .loader import Document, JsonPath
+from .templates import TemplateSyntaxError, locate, split_template
+
+CONTEXT_NAMES = frozenset(
+    {"inputs", "steps", "run", "event", "vars", "secrets", "env", "output", "result",
+     "index", "item", "job", "github", "matrix", "needs", "strategy", "runner"}
+)
+NESTED_BODIES = ("parallel", "foreach")
+
+
+def iter_steps(steps: Any, path: JsonPath) -> Iterator[tuple[JsonPath, dict[str, Any]]]:
+    """Every step mapping with its JSON path, nested ``parallel``/``foreach`` steps included."""
+    if not isinstance(steps, list):
+        return
+    for index, step in enumerate(steps):
+        if not isinstance(step, dict):
+            continue
+        step_path = (*path, index)
+        yield step_path, step
+        for body in NESTED_BODIES:
+            inner = step.get(body)
+            if isinstance(inner, dict):
+                yield from iter_steps(inner.get("steps"), (*step_path, body, "steps"))
+
+
+def check_playbook(doc: Document) -> list[Diagnostic]:
+    data = doc.data
+    out: list[Diagnostic] = []
+    out += _unique_ids(doc)
+    out += _triggers(doc)
+    out += _embedded_schemas(doc)
+    defaults = data.get("defaults")
+    if isinstance(defaults, dict):
+        out += _retry(doc, defaults.get("retry"), ("defaults", "retry"))
+        out += _positive_duration(doc, defaults.get("timeout"), ("defaults", "timeout"))
+    for path, step in iter_steps(data.get("steps"), ("steps",)):
+        out += _step(doc, step, path, defaults if isinstance(defaults, dict) else {})
+    out += _templates(doc, data, ())
+    return out
+
+
+def check_workspace(doc: Document) -> list[Diagnostic]:
+    out = _templates(doc, doc.data, ())
+    log = doc.data.get("log")
+    if isinstance(log, dict):
+        out += _positive_duration(doc, log.get("group_window"), ("log", "group_window"))
+    return out
+
+
+def _unique_ids(doc: Document) -> list[Diagnostic]:
+    seen: dict[str, int] = {}
+    out = []
+    for path, step in iter_steps(doc.data.get("steps"), ("steps",)):
+        step_id = step.get("id")
+        if not isinstance(step_id, str):
+            continue
+        span = doc.span((*path, "id"))
+        if step_id in seen:
+            out.append(Diagnostic.at(span, "duplicate-id",
+                                     f"duplicate step id '{step_id}' (first used at line "
+                                     f"{seen[step_id]}); step ids are unique in a playbook, "
+                                     "nested steps included"))
+        else:
+            seen[step_id] = span.line
+    return out
+
+
+def _triggers(doc: Document) -> list[Diagnostic]:
+    on = doc.data.get("on")
+    if not isinstance(on, dict):
+        return []
+    schedule = on.get("schedule")
+    entries: list[tuple[JsonPath, Any]]
+    if isinstance(schedule, list):
+        entries = [(("on", "schedule", i), s) for i, s in enumerate(schedule)]
+    else:
+        entries = [(("on", "schedule"), schedule)]
+    out = []
+    for path, expr in entries:
+        if isinstance(expr, str) and not cron_is_valid(expr):
+            out.append(Diagnostic.at(doc.span(path), "cron",
+                                     f"invalid cron expression '{expr}': expected five fields "
+                                     "(minute hour day-of-month month day-of-week) such as "
+                                     "'0 9 * * 1', or @hourly/@daily/@weekly/@monthly"))
+    return out
+
+
+def cron_is_valid(expr: str) -> bool:
+    from croniter import croniter  # imported here: only playbooks with schedules pay for it
+
+    text = expr.strip()
+    if not text.startswith("@") and len(text.split()) != 5:
+        return False
+    try:
+        return bool(croniter.is_valid(text))
+    except Exception:  # croniter raises assorted errors on odd input
+        return False
+
+
+def _embedded_schemas(doc: Document) -> list[Diagnostic]:
+    out = []
+    inputs = doc.data.get("inputs")
+    if isinstance(inputs, dict):
+        for name, schema in inputs.items():
+            out += _json_schema(doc, schema, ("inputs", name))
+    for path, step in iter_steps(doc.data.get("steps"), ("steps",)):
+        llm = step.get("llm")
+        if isinstance(llm, dict) and isinstance(llm.get("output"), dict):
+            out += _json_schema(doc, llm["output"], (*path, "llm", "output"))
+    return out
+
+
+def _json_schema(doc: Document, schema: Any, path: JsonPath) -> list[Diagnostic]:
+    if not isinstance(schema, dict):
+        return []
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        where = (*path, *exc.absolute_path)
+        return [Diagnostic.at(doc.span(where), "json-schema",
+                              f"invalid JSON Schema: {exc.message}")]
+    return []
+
+
+def _step(doc: Document, step: dict[str, Any], path: JsonPath,
+          defaults: dict[str, Any]) -> list[Diagnostic]:
+    out = _retry(doc, step.get("retry"), (*path, "retry"))
+    out += _positive_duration(doc, step.get("timeout"), (*path, "timeout"))
+    compensate = step.get("compensate")
+    if isinstance(compensate, dict):
+        out += _retry(doc, compensate.get("retry"), (*path, "compensate", "retry"))
+    gate = step.get("gate")
+    if isinstance(gate, dict):
+        out += _positive_duration(doc, gate.get("timeout"), (*path, "gate", "timeout"))
+        if "on_timeout" in gate and "timeout" not in gate:
+            out.append(Diagnostic.at(doc.span((*path, "gate", "on_timeout"), key=True),
+                                     "gate", "'on_timeout' needs a 'timeout' in the gate"))
+    wait = step.get("wait")
+    if isinstance(wait, dict):
+        for key in ("duration", "timeout"):
+            out += _positive_duration(doc, wait.get(key), (*path, "wait", key))
+    llm = step.get("llm")
+    if isinstance(llm, dict) and "model" in llm and "tiers" in llm:
+        out.append(Diagnostic.at(doc.span((*path, "llm", "tiers"), key=True), "llm",
+                                 "give either 'model' or 'tiers', not both"))
+    foreach = step.get("foreach")
+    if isinstance(foreach, dict):
+        name = foreach.get("as")
+        if isinstance(name, str) and name in CONTEXT_NAMES - {"item"}:
+            out.append(Diagnostic.at(doc.span((*path, "foreach", "as")), "foreach",
+                                     f"'{name}' is a context name; choose another name for "
+                                     "the item"))
+    escalate = step.get("escalate")
+    retry = step.get("retry") if isinstance(step.get("retry"), dict) else defaults.get("retry")
+    if isinstance(escalate, dict) and isinstance(retry, dict):
+        after, most = escalate.get("after_attempts"), retry.get("max_attempts")
+        if isinstance(after, int) and isinstance(most, int) and after > most:
+            out.append(Diagnostic.at(
+                doc.span((*path, "escalate", "after_attempts")), "escalate",
+                f"escalation after {after} attempts never happens: the step makes at most "
+                f"{most} (retry.max_attempts)"))
+    return out
+
+
+def _retry(doc: Document, retry: Any, path: JsonPath) -> list[Diagnostic]:
+    if not isinstance(retry, dict):
+        return []
+    initial = parse_duration(retry.get("initial_delay", ""))
+    ceiling = parse_duration(retry.get("max_delay", ""))
+    if initial is not None and ceiling is not None and ceiling < initial:
+        return [Diagnostic.at(doc.span((*path, "max_delay")), "retry",
+                              f"max_delay ({format_duration(ceiling)}) is shorter than "
+                              f"initial_delay ({format_duration(initial)})")]
+    return []
+
+
+def _positive_duration(doc: Document, value: Any, path: JsonPath) -> list[Diagnostic]:
+    if parse_duration(value) == 0:
+        return [Diagnostic.at(doc.span(path), "duration",
+                              f"'{path[-1]}' must be longer than zero")]
+    return []
+
+
+def _templates(doc: Document, value: Any, path: JsonPath) -> list[Diagnostic]:
+    """Every ``${{`` in every string scalar must be closed."""
+    out: list[Diagnostic] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            out += _templates(doc, item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            out += _templates(doc, item, (*path, index))
+    elif isinstance(value, str) and "${{" in value:
+        try:
+            split_template(value)
+        except TemplateSyntaxError as exc:
+            span = locate(doc, path, exc.index, -3)
+            out.append(Diagnostic.at(span, "expression", str(exc)))
+    return out

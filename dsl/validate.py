@@ -1,0 +1,102 @@
+"""Validation of a set of files: load, schema, semantic checks, compile; all errors in one pass.
+
+This is what ``aiosrun validate`` and ``aiosrun apply`` share. A file is a workspace file when
+it is named ``aios.yaml`` or says ``kind: Workspace``; everything else is a playbook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import ir
+from .check import check_playbook, check_workspace
+from .compile import compile_playbook
+from .diagnostics import Diagnostic, sort_diagnostics
+from .errors import PlaybookError
+from .loader import Document, load_file
+from .schema import check_schema
+
+WORKSPACE_FILE = "aios.yaml"
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class ValidationResult:
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    playbooks: list[ir.Playbook] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity == "error" for d in self.diagnostics)
+
+
+def collect_files(paths: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]:
+    """Expand folders to the YAML files below them (sorted); report paths that do not exist."""
+    files: list[Path] = []
+    problems: list[Diagnostic] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*")
+                                if p.suffix in YAML_SUFFIXES and p.is_file()
+                                and not any(part.startswith(".") for part in p.parts[-2:])))
+        elif path.exists():
+            files.append(path)
+        else:
+            problems.append(Diagnostic(str(path), 1, 1, "io", "no such file or folder"))
+    return list(dict.fromkeys(files)), problems
+
+
+def validate_files(files: Iterable[Path], display_root: Path | None = None) -> ValidationResult:
+    result = ValidationResult()
+    names: dict[str, Diagnostic] = {}
+    for path in files:
+        shown = _display(path, display_root)
+        result.files.append(shown)
+        try:
+            doc = load_file(path, shown)
+        except PlaybookError as exc:
+            result.diagnostics.extend(exc.diagnostics)
+            continue
+        if _is_workspace(path, doc):
+            result.diagnostics.extend(check_schema(doc, "workspace") + check_workspace(doc))
+            continue
+        problems = check_schema(doc, "playbook") + check_playbook(doc)
+        result.diagnostics.extend(problems)
+        name = doc.data.get("name")
+        if isinstance(name, str):
+            first = names.get(name)
+            span = doc.span(("name",))
+            if first is not None:
+                result.diagnostics.append(Diagnostic.at(
+                    span, "duplicate-name",
+                    f"another playbook is named '{name}' ({first.file}:{first.line})"))
+            else:
+                names[name] = Diagnostic.at(span, "name", name)
+        if not problems:
+            result.playbooks.append(compile_playbook(doc))
+    result.diagnostics = sort_diagnostics(result.diagnostics)
+    return result
+
+
+def validate_document(doc: Document) -> ir.Playbook:
+    """Check and compile one loaded playbook; raises :class:`PlaybookError`."""
+    problems = check_schema(doc, "playbook") + check_playbook(doc)
+    if problems:
+        raise PlaybookError(sort_diagnostics(problems))
+    return compile_playbook(doc)
+
+
+def _is_workspace(path: Path, doc: Document) -> bool:
+    return path.name == WORKSPACE_FILE or doc.data.get("kind") == "Workspace"
+
+
+def _display(path: Path, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return str(path.resolve().relative_to(root.resolve()))
+        except ValueError:
+            pass
+    return str(path)

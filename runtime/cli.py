@@ -1,0 +1,149 @@
+"""The ``aiosrun`` command line: the composition root that wires ``dsl`` and ``runtime``.
+
+Commands import what they need inside their bodies, so ``aiosrun --version`` and ``--help``
+stay fast and never load trio, tantivy, usearch, httpx or instructor. Every user error ends as
+one positioned line and exit status 1; wrong usage is click's message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Literal, NoReturn
+
+import click
+
+
+
+class Context:
+    """What every command may need: the workspace override, resolved lazily."""
+
+    def __init__(self, workspace: str | None) -> None:
+        self.workspace_override = workspace
+
+    def workspace(self) -> Path | None:
+        from .workspace import find_workspace
+
+        return find_workspace(Path.cwd(), self.workspace_override)
+
+    def default_paths(self) -> list[Path]:
+        """The workspace's ``aios.yaml`` and ``playbooks/``, else the current folder."""
+        root = self.workspace()
+        if root is None:
+            if self.workspace_override:
+                fail(f"{self.workspace_override}: no aios.yaml there (from --workspace or "
+                     "AIOS_WORKSPACE)")
+            return [Path(".")]
+        paths = [root / "aios.yaml"]
+        if (root / "playbooks").is_dir():
+            paths.append(root / "playbooks")
+        return paths
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(metadata.version("aiosrun"), prog_name="aiosrun")
+@click.option("--workspace", "-w", envvar="AIOS_WORKSPACE", metavar="DIR",
+              help="The workspace folder (default: found from the current folder upwards).")
+@click.pass_context
+def cli(ctx: click.Context, workspace: str | None) -> None:
+    """aiosrun: playbooks that run a one-person company, durably and safely."""
+    ctx.obj = Context(workspace)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format.")
+@click.pass_obj
+def validate(obj: Context, paths: tuple[Path, ...], fmt: str) -> None:
+    """Check playbooks and aios.yaml: schema, semantics, expressions.
+
+    PATHS are files or folders (default: the workspace's aios.yaml and playbooks/, or the
+    current folder). Prints FILE:LINE:COL: error: MESSAGE per problem; exits 1 if any.
+    """
+    from aiosrun.dsl.validate import collect_files, validate_files
+
+    files, missing = collect_files(list(paths) or obj.default_paths())
+    result = validate_files(files, display_root=Path.cwd())
+    diagnostics = sorted(missing + result.diagnostics)
+    if fmt == "json":
+        click.echo(json.dumps([d.to_json() for d in diagnostics], indent=2))
+    else:
+        for diagnostic in diagnostics:
+            click.echo(diagnostic.format())
+        errors = sum(d.severity == "error" for d in diagnostics)
+        broken = len({d.file for d in diagnostics})
+        if errors:
+            click.echo(f"{errors} error{'s' * (errors != 1)} in {broken} "
+                       f"file{'s' * (broken != 1)} ({len(files)} checked)", err=True)
+        else:
+            click.echo(f"{len(files)} file{'s' * (len(files) != 1)} valid", err=True)
+    sys.exit(1 if diagnostics else 0)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--check", is_flag=True, help="Change nothing; exit 1 when a file would change.")
+@click.pass_obj
+def fmt(obj: Context, paths: tuple[Path, ...], check: bool) -> None:
+    """Format playbooks canonically, keeping comments (like terraform fmt)."""
+    from aiosrun.dsl.diagnostics import Diagnostic
+    from aiosrun.dsl.errors import PlaybookError
+    from aiosrun.dsl.fmt import format_text
+    from aiosrun.dsl.loader import load_file
+    from aiosrun.dsl.validate import collect_files
+
+    files, problems = collect_files(list(paths) or obj.default_paths())
+    changed: list[Path] = []
+    for path in files:
+        try:
+            original = load_file(path).text
+            formatted = format_text(original, str(path))
+        except PlaybookError as exc:
+            problems.extend(exc.diagnostics)
+            continue
+        if formatted != original:
+            changed.append(path)
+            if not check:
+                path.write_text(formatted, encoding="utf-8")
+    for diagnostic in sorted(problems):
+        click.echo(Diagnostic.format(diagnostic))
+    verb = "would reformat" if check else "reformatted"
+    for path in changed:
+        click.echo(f"{verb} {path}", err=True)
+    click.echo(f"{len(changed)} of {len(files)} file{'s' * (len(files) != 1)} {verb}", err=True)
+    sys.exit(1 if problems or (check and changed) else 0)
+
+
+@cli.command()
+@click.argument("name", type=click.Choice(["playbook", "workspace"]), default="playbook")
+def schema(name: Literal["playbook", "workspace"]) -> None:
+    """Print the JSON Schema of playbooks or of aios.yaml (for editors and tools)."""
+    from aiosrun.dsl.schema import schema_text
+
+    click.echo(schema_text(name), nl=False)
+
+
+def main() -> None:
+    """Entry point: user errors never surface as tracebacks."""
+    from aiosrun.dsl.errors import AiosrunError
+
+    try:
+        cli.main(prog_name="aiosrun", standalone_mode=True)
+    except AiosrunError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    except Exception as exc:  # a bug: say so briefly, show the traceback only on request
+        if os.environ.get("AIOS_DEBUG"):
+            raise
+        click.echo(f"internal error: {type(exc).__name__}: {exc} "
+                   "(set AIOS_DEBUG=1 to see where)", err=True)
+        sys.exit(1)
