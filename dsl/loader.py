@@ -195,14 +195,14 @@ class _PlainBuilder:
                     self.file, line, col, "key-type",
                     f"mapping keys must be strings, got {_describe(key)}; quote the key"))
                 continue
-            child = (*path, str(key))
+            child = (*path, self._text(key, path))
             self.keys[child] = self._key_position(node, key, path)
             try:
                 line, col = node.lc.value(key)
                 self.values[child] = (line + 1, col + 1)
             except (KeyError, TypeError):
                 self.values.setdefault(child, self.keys[child])
-            result[str(key)] = self.convert(value, child, depth + 1)
+            result[str(child[-1])] = self.convert(value, child, depth + 1)
         return result
 
     def _key_position(self, node: CommentedMap, key: Any, path: JsonPath) -> Position:
@@ -212,11 +212,24 @@ class _PlainBuilder:
         except (KeyError, TypeError):
             return self._position(path)
 
+    def _text(self, text: str, path: JsonPath) -> str:
+        """Plain ``str``; a lone surrogate (from a ``\\u`` escape) is refused, not carried on."""
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            line, col = self._position(path)
+            self.diagnostics.append(Diagnostic(
+                self.file, line, col, "encoding",
+                "a \\u escape makes a lone surrogate; write the character itself or use "
+                "\\U with its full code point"))
+            return ""
+        return str(text)
+
     def _scalar(self, node: Any, path: JsonPath) -> Any:
         if node is None or isinstance(node, bool):
             return node
         if isinstance(node, str):
-            return str(node)
+            return self._text(node, path)
         if isinstance(node, int):
             return int(node)
         if isinstance(node, float):
