@@ -1,7 +1,7 @@
 """YAML text -> plain JSON-like data with the source position of every key and value.
 
-The loader is the only place that parses YAML (ruamel.yaml, YAML 1.2, so ``on:`` stays a
-string). It rejects what would make later stages guess: bad encoding, tabs, duplicate keys,
+The loader is the only place that parses YAML (ruamel.yaml's composer, YAML 1.2, so ``on:``
+stays a string). It rejects what would make later stages guess: bad encoding, tabs, duplicate keys,
 non-string keys, tags, multi-documents, and alias expansion past a limit (a "billion
 laughs" file fails in milliseconds). Everything downstream (schema, checks, compiler) works
 on :class:`Document`, never on ruamel objects.
@@ -9,7 +9,7 @@ on :class:`Document`, never on ruamel objects.
 
 from __future__ import annotations
 
-import datetime
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .diagnostics import Diagnostic, Span
 from .errors import PlaybookError
@@ -40,6 +40,16 @@ class Document:
     data: dict[str, Any]
     value_positions: Mapping[JsonPath, Position] = field(repr=False)
     key_positions: Mapping[JsonPath, Position] = field(repr=False)
+
+    @functools.cached_property
+    def line_starts(self) -> list[int]:
+        """Offset of the first character of each line, for turning positions into offsets."""
+        starts = [0]
+        starts.extend(i + 1 for i, ch in enumerate(self.text) if ch == "\n")
+        return starts
+
+    def offset(self, line: int, col: int) -> int:
+        return self.line_starts[line - 1] + col - 1
 
     def span(self, path: JsonPath, *, key: bool = False) -> Span:
         """The position of the value at ``path`` (or of its key), else of its nearest parent."""
@@ -90,50 +100,50 @@ def load_text(text: str, file: str) -> Document:
     if root is None:
         raise _fail(file, 1, 1, "empty-file",
                     "the file is empty; expected a mapping with 'apiVersion' and 'kind'")
-    if not isinstance(root, CommentedMap):
-        kind = "a list" if isinstance(root, CommentedSeq) else "a single value"
+    if not isinstance(root, MappingNode):
+        kind = "a list" if isinstance(root, SequenceNode) else "a single value"
         raise _fail(file, 1, 1, "root-not-mapping",
                     f"expected a mapping at the top level, got {kind}")
     builder = _PlainBuilder(file)
     data = builder.convert(root, (), 0)
     if builder.diagnostics:
         raise PlaybookError(builder.diagnostics)
-    builder.values[()] = (root.lc.line + 1, root.lc.col + 1)
     assert isinstance(data, dict)
     return Document(file, text, data, builder.values, builder.keys)
 
 
-def _parse(text: str, file: str) -> Any:
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
+def _parse(text: str, file: str) -> Node | None:
+    """Compose the node tree (no construction: positions stay, tags stay unapplied).
+
+    The safe composer uses ruamel's C parser when ruamel.yaml.clib is installed, which is 4x
+    faster than the round-trip loader; only ``fmt`` needs comments and uses that one.
+    """
+    yaml = YAML(typ="safe")
     try:
-        return yaml.load(text)
+        node: Node | None = yaml.compose(text)
+        return node
     except MarkedYAMLError as exc:
         raise PlaybookError([_yaml_diagnostic(exc, text, file)]) from None
     except RecursionError:
         raise _fail(file, 1, 1, "too-deep", "the document is nested too deeply") from None
     except YAMLError as exc:
         raise _fail(file, 1, 1, "yaml-syntax", f"invalid YAML: {exc}") from None
-    except Exception as exc:  # ruamel raises assorted builtins on odd input; keep them positioned
+    except Exception as exc:  # the parsers raise assorted builtins on odd input
         raise _fail(file, 1, 1, "yaml-syntax", f"invalid YAML: {exc}") from None
-
-
-_DUPLICATE = re.compile(r'found duplicate key "(.*?)" with value')
 
 
 def _yaml_diagnostic(exc: MarkedYAMLError, text: str, file: str) -> Diagnostic:
     mark = exc.problem_mark or exc.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    offset = mark.index if mark is not None else -1
+    here = text[offset] if 0 <= offset < len(text) else ""
     problem = (exc.problem or exc.context or "invalid YAML").strip()
-    duplicate = _DUPLICATE.search(problem)
-    if duplicate:
-        first = exc.context_mark
-        where = f" (the mapping starts at line {first.line + 1})" if first is not None else ""
-        return Diagnostic(file, line, col, "duplicate-key",
-                          f"duplicate key '{duplicate.group(1)}'{where}")
-    if "'\\t'" in problem:
+    if here == "\t" or "'\\t'" in problem:
         return Diagnostic(file, line, col, "tab",
                           "tab character where YAML allows only spaces; indent with spaces")
+    if problem.startswith("found undefined alias") and here == "*":
+        name = re.match(r"\*([^\s,\[\]{}]*)", text[offset:])
+        problem = f"found undefined alias '{name.group(1) if name else ''}'"
     message = f"invalid YAML: {problem}"
     if exc.context and exc.context_mark is not None and exc.problem:
         cm = exc.context_mark
@@ -141,8 +151,20 @@ def _yaml_diagnostic(exc: MarkedYAMLError, text: str, file: str) -> Diagnostic:
     return Diagnostic(file, line, col, "yaml-syntax", message)
 
 
+_TAG = "tag:yaml.org,2002:"
+_INFINITY = {".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"}
+
+
+def _position_of(node: Node) -> Position:
+    return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
 class _PlainBuilder:
-    """Converts ruamel nodes into dict/list/scalars, recording positions and counting nodes."""
+    """Converts composed nodes into dict/list/scalars, recording positions and counting nodes.
+
+    Aliases are the same node object in several places; each use counts, so a "billion
+    laughs" document stops at :data:`MAX_NODES` instead of expanding.
+    """
 
     def __init__(self, file: str) -> None:
         self.file = file
@@ -151,107 +173,120 @@ class _PlainBuilder:
         self.diagnostics: list[Diagnostic] = []
         self.nodes = 0
 
-    def _stop(self, path: JsonPath, code: str, message: str) -> PlaybookError:
-        line, col = self._position(path)
-        return _fail(self.file, line, col, code, message)
+    def error(self, node: Node, code: str, message: str) -> None:
+        line, col = _position_of(node)
+        self.diagnostics.append(Diagnostic(self.file, line, col, code, message))
 
-    def _position(self, path: JsonPath) -> Position:
-        probe = path
-        while probe:
-            if probe in self.values:
-                return self.values[probe]
-            probe = probe[:-1]
-        return (1, 1)
-
-    def convert(self, node: Any, path: JsonPath, depth: int) -> Any:
+    def convert(self, node: Node, path: JsonPath, depth: int) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            raise self._stop(path, "alias-limit",
-                             f"the document expands to more than {MAX_NODES} nodes through "
-                             "anchors and aliases; use fewer aliases")
+            line, col = _position_of(node)
+            raise _fail(self.file, line, col, "alias-limit",
+                        f"the document expands to more than {MAX_NODES} nodes through "
+                        "anchors and aliases; use fewer aliases")
         if depth > MAX_DEPTH:
-            raise self._stop(path, "too-deep", f"nested deeper than {MAX_DEPTH} levels")
-        if isinstance(node, CommentedMap):
+            line, col = _position_of(node)
+            raise _fail(self.file, line, col, "too-deep", f"nested deeper than {MAX_DEPTH} levels")
+        self.values.setdefault(path, _position_of(node))
+        if isinstance(node, MappingNode):
             return self._mapping(node, path, depth)
-        if isinstance(node, CommentedSeq):
-            items = []
-            for index, item in enumerate(node):
-                child = (*path, index)
-                try:
-                    line, col = node.lc.item(index)
-                    self.values[child] = (line + 1, col + 1)
-                except (KeyError, TypeError):
-                    pass
-                items.append(self.convert(item, child, depth + 1))
-            return items
-        return self._scalar(node, path)
+        if isinstance(node, SequenceNode):
+            return [self.convert(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        return self._scalar(node)
 
-    def _mapping(self, node: CommentedMap, path: JsonPath, depth: int) -> dict[str, Any]:
+    def _mapping(self, node: MappingNode, path: JsonPath, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
-        for key, value in node.items():
-            if not isinstance(key, str):
-                line, col = self._key_position(node, key, path)
-                self.diagnostics.append(Diagnostic(
-                    self.file, line, col, "key-type",
-                    f"mapping keys must be strings, got {_describe(key)}; quote the key"))
+        first_seen: dict[str, Position] = {}
+        merged: list[Node] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == f"{_TAG}merge":
+                merged.append(value_node)
                 continue
-            child = (*path, self._text(key, path))
-            self.keys[child] = self._key_position(node, key, path)
-            try:
-                line, col = node.lc.value(key)
-                self.values[child] = (line + 1, col + 1)
-            except (KeyError, TypeError):
-                self.values.setdefault(child, self.keys[child])
-            result[str(child[-1])] = self.convert(value, child, depth + 1)
+            if not isinstance(key_node, ScalarNode) or key_node.tag != f"{_TAG}str":
+                self.error(key_node, "key-type", "mapping keys must be strings, got "
+                           f"{_describe_node(key_node)}; quote the key")
+                continue
+            key = self._text(key_node)
+            if key in first_seen:
+                self.error(key_node, "duplicate-key",
+                           f"duplicate key '{key}' (first at line {first_seen[key][0]})")
+                continue
+            first_seen[key] = _position_of(key_node)
+            child = (*path, key)
+            self.keys[child] = first_seen[key]
+            result[key] = self.convert(value_node, child, depth + 1)
+        for source in merged:  # YAML merge keys: explicit keys win over merged ones
+            sources = source.value if isinstance(source, SequenceNode) else [source]
+            for item in sources:
+                value = self.convert(item, path, depth + 1)
+                if not isinstance(value, dict):
+                    self.error(item, "yaml-syntax", "'<<' merges only mappings")
+                    continue
+                for key, merged_value in value.items():
+                    result.setdefault(key, merged_value)
         return result
 
-    def _key_position(self, node: CommentedMap, key: Any, path: JsonPath) -> Position:
-        try:
-            line, col = node.lc.key(key)
-            return (line + 1, col + 1)
-        except (KeyError, TypeError):
-            return self._position(path)
-
-    def _text(self, text: str, path: JsonPath) -> str:
-        """Plain ``str``; a lone surrogate (from a ``\\u`` escape) is refused, not carried on."""
+    def _text(self, node: ScalarNode) -> str:
+        """The scalar's text; a lone surrogate (from a ``\\u`` escape) is refused."""
+        text: str = node.value
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            line, col = self._position(path)
-            self.diagnostics.append(Diagnostic(
-                self.file, line, col, "encoding",
-                "a \\u escape makes a lone surrogate; write the character itself or use "
-                "\\U with its full code point"))
+            self.error(node, "encoding", "a \\u escape makes a lone surrogate; write the "
+                       "character itself or use \\U with its full code point")
             return ""
-        return str(text)
+        return text
 
-    def _scalar(self, node: Any, path: JsonPath) -> Any:
-        if node is None or isinstance(node, bool):
-            return node
-        if isinstance(node, str):
-            return self._text(node, path)
-        if isinstance(node, int):
-            return int(node)
-        if isinstance(node, float):
-            return float(node)
-        if isinstance(node, datetime.date):
-            return node.isoformat()
-        line, col = self._position(path)
-        self.diagnostics.append(Diagnostic(
-            self.file, line, col, "yaml-tag",
-            f"unsupported YAML value {_describe(node)}; use plain strings, numbers, "
-            "booleans, lists and mappings"))
+    def _scalar(self, node: Node) -> Any:
+        tag = node.tag
+        text = self._text(node) if isinstance(node, ScalarNode) else ""
+        if tag in (f"{_TAG}str", f"{_TAG}timestamp"):
+            return text  # a date stays the text the operator wrote
+        if tag == f"{_TAG}null":
+            return None
+        if tag == f"{_TAG}bool":
+            return text.lower() == "true"
+        if tag == f"{_TAG}int":
+            return _to_int(text)
+        if tag == f"{_TAG}float":
+            return _to_float(text)
+        self.error(node, "yaml-tag", f"unsupported YAML value {_describe_node(node)}; use plain "
+                   "strings, numbers, booleans, lists and mappings")
         return None
 
 
-def _describe(value: Any) -> str:
-    tag = getattr(value, "tag", None)
-    tag_value = getattr(tag, "value", tag)
-    if isinstance(tag_value, str) and tag_value:
-        return f"tagged {tag_value}"
-    if value is None:
-        return "null"
-    return type(value).__name__.lower()
+def _to_int(text: str) -> int | str:
+    digits = text.replace("_", "")
+    sign = -1 if digits.startswith("-") else 1
+    digits = digits.lstrip("+-")
+    bases = {"0x": 16, "0o": 8, "0b": 2}
+    try:
+        base = bases.get(digits[:2].lower(), 10)
+        return sign * int(digits[2:] if base != 10 else digits, base)
+    except ValueError:
+        return text
+
+
+def _to_float(text: str) -> float | str:
+    if text in _INFINITY:
+        return float("inf")
+    if text in {"-.inf", "-.Inf", "-.INF"}:
+        return float("-inf")
+    if text.lower() == ".nan":
+        return float("nan")
+    try:
+        return float(text.replace("_", ""))
+    except ValueError:
+        return text
+
+
+def _describe_node(node: Node) -> str:
+    tag = str(node.tag)
+    if tag.startswith(_TAG):
+        short = tag[len(_TAG):]
+        return {"map": "a mapping", "seq": "a list", "null": "null", "bool": "a boolean",
+                "int": "a number", "float": "a number"}.get(short, short)
+    return f"tagged {tag}"
 
 
 def _fail(file: str, line: int, col: int, code: str, message: str) -> PlaybookError:

@@ -36,7 +36,23 @@ def load_schema(name: SchemaName) -> dict[str, Any]:
 
 @functools.cache
 def _validator(name: SchemaName) -> Draft202012Validator:
-    return Draft202012Validator(load_schema(name))
+    schema = load_schema(name)
+    return Draft202012Validator(_inline_refs(schema, schema, ()))
+
+
+def _inline_refs(node: Any, root: dict[str, Any], stack: tuple[str, ...]) -> Any:
+    """Replace local ``$ref``s with their targets, except where a definition refers to itself
+    (steps inside steps): resolving references dominated validation time."""
+    if isinstance(node, list):
+        return [_inline_refs(item, root, stack) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and ref not in stack:
+        target = root["$defs"][ref.removeprefix("#/$defs/")]
+        merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        return _inline_refs(merged, root, (*stack, ref))
+    return {key: _inline_refs(value, root, stack) for key, value in node.items()}
 
 
 def check_schema(doc: Document, name: SchemaName) -> list[Diagnostic]:

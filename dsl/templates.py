@@ -7,6 +7,7 @@ string literal, as in GitHub Actions, so ``${{ format('}}') }}`` works.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 from .diagnostics import Span
@@ -91,14 +92,11 @@ def locate(doc: Document, path: JsonPath, index: int, offset_in_expr: int) -> Sp
     the n-th ``${{`` after the scalar's start in the source is this expression's opening.
     """
     start = doc.span(path)
-    lines = doc.text.split("\n")
-    base = sum(len(line) + 1 for line in lines[: start.line - 1]) + start.col - 1
-    found = base - 1
+    found = doc.offset(start.line, start.col) - 1
     for _ in range(index + 1):
         found = doc.text.find(OPEN, found + 1)
         if found < 0:
             return start
     target = found + len(OPEN) + offset_in_expr
-    line = doc.text.count("\n", 0, target) + 1
-    col = target - (doc.text.rfind("\n", 0, target) + 1) + 1
-    return Span(doc.file, line, col)
+    line = bisect.bisect_right(doc.line_starts, target)
+    return Span(doc.file, line, target - doc.line_starts[line - 1] + 1)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Literal, NoReturn
 
 import click
 
+from . import __version__
 
 
 class Context:
@@ -49,7 +49,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(metadata.version("aiosrun"), prog_name="aiosrun")
+@click.version_option(__version__, prog_name="aiosrun")
 @click.option("--workspace", "-w", envvar="AIOS_WORKSPACE", metavar="DIR",
               help="The workspace folder (default: found from the current folder upwards).")
 @click.pass_context
@@ -134,15 +134,15 @@ def schema(name: Literal["playbook", "workspace"]) -> None:
 
 def main() -> None:
     """Entry point: user errors never surface as tracebacks."""
-    from aiosrun.dsl.errors import AiosrunError
-
     try:
         cli.main(prog_name="aiosrun", standalone_mode=True)
-    except AiosrunError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(1)
-    except Exception as exc:  # a bug: say so briefly, show the traceback only on request
-        if os.environ.get("AIOS_DEBUG"):
+    except Exception as exc:
+        from aiosrun.dsl.errors import AiosrunError  # here, not at start-up: keeps it cold
+
+        if isinstance(exc, AiosrunError):
+            click.echo(str(exc), err=True)
+            sys.exit(1)
+        if os.environ.get("AIOS_DEBUG"):  # a bug: brief by default, traceback on request
             raise
         click.echo(f"internal error: {type(exc).__name__}: {exc} "
                    "(set AIOS_DEBUG=1 to see where)", err=True)

@@ -6,7 +6,6 @@ import dataclasses
 from importlib import resources
 
 import pytest
-
 from aiosrun.dsl import ir
 from aiosrun.dsl.errors import PlaybookError
 from aiosrun.dsl.loader import load_text
@@ -63,7 +62,7 @@ def test_expressions_keep_type_or_interpolate() -> None:
 
 def test_defaults_apply_unless_a_step_overrides() -> None:
     playbook = compile_text(SOURCE)
-    first, fan, inner, check = playbook.walk()
+    first, _fan, inner, check = playbook.walk()
     assert first.retry.max_attempts == 3 and first.retry.initial_delay_ms == 500
     assert first.timeout_ms == 10_000
     assert inner.retry.max_attempts == 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 from importlib import resources
 
 import pytest
-
 from aiosrun.dsl.errors import PlaybookError
 from aiosrun.dsl.fmt import format_text
 from aiosrun.dsl.loader import load_text

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from aiosrun.dsl.validate import validate_files
 
 GOLDEN = Path(__file__).parent / "golden"

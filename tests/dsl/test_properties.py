@@ -8,20 +8,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from hypothesis import given
-from hypothesis import strategies as st
-
 from aiosrun.dsl.compile import compile_playbook
 from aiosrun.dsl.errors import PlaybookError
 from aiosrun.dsl.loader import load_bytes, load_text
 from aiosrun.dsl.validate import validate_files
+from hypothesis import given
+from hypothesis import strategies as st
 
 TEMPLATE = load_text(
     resources.files("aiosrun.playbooks").joinpath("customer-onboarding.yaml").read_text("utf-8"),
     "t.yaml",
 ).data
 
-yaml_chars = st.sampled_from(list("abc:-[]{},&*!|>'\"#%@`?\t\n \\0123456789${}.") + ["${{", "}}"])
+yaml_chars = st.sampled_from([*list("abc:-[]{},&*!|>'\"#%@`?\t\n \\0123456789${}."), "${{", "}}"])
 yaml_like = st.lists(yaml_chars, max_size=120).map("".join)
 
 

@@ -7,10 +7,9 @@ from importlib import resources
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
-
 from aiosrun.dsl.loader import load_text
 from aiosrun.dsl.schema import check_schema, load_schema
+from jsonschema import Draft202012Validator
 
 TEMPLATES = sorted(p.name for p in resources.files("aiosrun.playbooks").iterdir()
                    if p.name.endswith(".yaml"))
