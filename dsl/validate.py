@@ -39,9 +39,10 @@ def collect_files(paths: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]:
     problems: list[Diagnostic] = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*")
-                                if p.suffix in YAML_SUFFIXES and p.is_file()
-                                and not any(part.startswith(".") for part in p.parts[-2:])))
+            files.extend(sorted(
+                p for p in path.rglob("*")
+                if p.suffix in YAML_SUFFIXES and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)))
         elif path.exists():
             files.append(path)
         else:
