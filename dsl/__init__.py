@@ -11,7 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .diagnostics import Diagnostic, Span
-    from .errors import AiosrunError, PlaybookError, RunError
+    from .errors import (
+        AiosrunError,
+        ExpressionError,
+        ExpressionEvaluationError,
+        ExpressionLexingError,
+        ExpressionParsingError,
+        PlaybookError,
+        RunError,
+    )
+    from .expressions import evaluate
     from .loader import Document, load_file, load_text
     from .validate import ValidationResult, validate_document, validate_files
 
@@ -19,10 +28,15 @@ _EXPORTS = {
     "AiosrunError": "errors",
     "Diagnostic": "diagnostics",
     "Document": "loader",
+    "ExpressionError": "errors",
+    "ExpressionEvaluationError": "errors",
+    "ExpressionLexingError": "errors",
+    "ExpressionParsingError": "errors",
     "PlaybookError": "errors",
     "RunError": "errors",
     "Span": "diagnostics",
     "ValidationResult": "validate",
+    "evaluate": "expressions",
     "load_file": "loader",
     "load_text": "loader",
     "validate_document": "validate",
@@ -32,10 +46,15 @@ __all__ = [
     "AiosrunError",
     "Diagnostic",
     "Document",
+    "ExpressionError",
+    "ExpressionEvaluationError",
+    "ExpressionLexingError",
+    "ExpressionParsingError",
     "PlaybookError",
     "RunError",
     "Span",
     "ValidationResult",
+    "evaluate",
     "load_file",
     "load_text",
     "validate_document",
