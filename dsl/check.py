@@ -1,5 +1,5 @@
 """Semantic checks that JSON Schema cannot express: unique ids, cron, duration relations,
-embedded JSON Schemas, unclosed ``${{``.
+embedded JSON Schemas; expressions are checked by :mod:`check_expressions`.
 
 The checks run even when schema validation failed, so that one pass reports every problem;
 they therefore look at the data defensively and skip what has the wrong shape (the schema
@@ -17,7 +17,6 @@ from jsonschema.exceptions import SchemaError
 from .diagnostics import Diagnostic
 from .durations import format_duration, parse_duration
 from .loader import Document, JsonPath
-from .templates import TemplateSyntaxError, locate, split_template
 
 CONTEXT_NAMES = frozenset(
     {"inputs", "steps", "run", "event", "vars", "secrets", "env", "output", "result",
@@ -53,12 +52,16 @@ def check_playbook(doc: Document) -> list[Diagnostic]:
         out += _positive_duration(doc, defaults.get("timeout"), ("defaults", "timeout"))
     for path, step in iter_steps(data.get("steps"), ("steps",)):
         out += _step(doc, step, path, defaults if isinstance(defaults, dict) else {})
-    out += _templates(doc, data, ())
+    from .check_expressions import check_playbook_expressions
+
+    out += check_playbook_expressions(doc)
     return out
 
 
 def check_workspace(doc: Document) -> list[Diagnostic]:
-    out = _templates(doc, doc.data, ())
+    from .check_expressions import check_workspace_expressions
+
+    out = check_workspace_expressions(doc)
     log = doc.data.get("log")
     if isinstance(log, dict):
         out += _positive_duration(doc, log.get("group_window"), ("log", "group_window"))
@@ -197,21 +200,3 @@ def _positive_duration(doc: Document, value: Any, path: JsonPath) -> list[Diagno
         return [Diagnostic.at(doc.span(path), "duration",
                               f"'{path[-1]}' must be longer than zero")]
     return []
-
-
-def _templates(doc: Document, value: Any, path: JsonPath) -> list[Diagnostic]:
-    """Every ``${{`` in every string scalar must be closed."""
-    out: list[Diagnostic] = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            out += _templates(doc, item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            out += _templates(doc, item, (*path, index))
-    elif isinstance(value, str) and "${{" in value:
-        try:
-            split_template(value)
-        except TemplateSyntaxError as exc:
-            span = locate(doc, path, exc.index, -3)
-            out.append(Diagnostic.at(span, "expression", str(exc)))
-    return out

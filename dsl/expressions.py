@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedInput, UnexpectedToken
+from lark import Lark, Token, Transformer
+from lark.exceptions import UnexpectedToken
 
 from . import functions as fn
 from . import values as v
@@ -130,8 +130,10 @@ def _children(node: Node) -> list[Node]:
 
 @functools.cache
 def _parser() -> Lark:
+    """The LALR parser, building the AST while it reduces (no parse tree, no recursion)."""
     grammar = resources.files("aiosrun.dsl").joinpath("expressions.lark").read_text("utf-8")
-    return Lark(grammar, parser="lalr", lexer=GitHubLexer, start="start")
+    return Lark(grammar, parser="lalr", lexer=GitHubLexer, start="start",
+                transformer=_AstBuilder())
 
 
 @functools.lru_cache(maxsize=4096)
@@ -143,20 +145,39 @@ def parse(text: str, contexts: frozenset[str],
     tokens = tokenize(text)
     if not tokens:
         return Expression(text, None, lambda scope: None)
-    known = {name: spec for name, spec in fn.BUILTINS.items()}
+    known = dict(fn.BUILTINS)
     known.update({name: fn.STATUS[name] for name in extra_functions if name in fn.STATUS})
     try:
-        tree = _parser().parse(tokens)  # type: ignore[arg-type, unused-ignore]
+        built: Built = _parser().parse(tokens)  # type: ignore[arg-type, assignment, unused-ignore]
+        ast: Node = built[0]
+        reach: int = built[1]
     except UnexpectedToken as exc:
         _first_unknown_name(text, tokens, contexts, known, before=_token_index(tokens, exc))
         raise _syntax_error(text, tokens, exc) from None
-    except UnexpectedInput:  # pragma: no cover - the custom lexer leaves only token errors
-        raise ExpressionParsingError(f"Unexpected symbol in expression: {text}", text, 0,
-                                     code="unexpected-symbol") from None
+    except _ArityError as error:  # raised by _AstBuilder.call while the parser reduces
+        _first_unknown_name(text, tokens, contexts, known, before=error.token_index(tokens))
+        fn.check_arity(fn.BUILTINS[error.name.lower()], error.name, error.count, text,
+                       error.position)
+        raise AssertionError("check_arity accepted what the parser refused") from None
     _first_unknown_name(text, tokens, contexts, known, before=len(tokens))
-    _check_depth(text, tree)
-    ast = _Builder(text, known).build(tree)
+    if 1 + reach > MAX_DEPTH:
+        raise ExpressionParsingError(f"Exceeded max expression depth {MAX_DEPTH}", text, 0,
+                                     code="too-deep",
+                                     detail="split the expression or use a step's outputs")
+    for node in _calls(ast):
+        if node.name in fn.STATUS and node.name not in known:  # pragma: no cover
+            continue
+        fn.check_arity(known[node.name], node.written, len(node.args), text, node.position)
     return Expression(text, ast, _compile(ast, text))
+
+
+def _calls(ast: Node) -> Iterator[Call]:
+    stack = [ast]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Call):
+            yield node
+        stack.extend(_children(node))
 
 
 def _token_index(tokens: Sequence[Token], exc: UnexpectedToken) -> int:
@@ -216,104 +237,109 @@ def _first_unknown_name(text: str, tokens: Sequence[Token], contexts: frozenset[
                 else "no contexts are available here")
 
 
-def _check_depth(text: str, tree: Tree[Token]) -> None:
-    """GitHub's parser counts nesting (parentheses, arguments, '!', '&&'/'||' chains and each
-    property access) and stops past 50; this walks the tree the same way, without recursion."""
-    stack: list[tuple[Tree[Token] | Token, int]] = [(tree, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise ExpressionParsingError(f"Exceeded max expression depth {MAX_DEPTH}", text, 0,
-                                         code="too-deep",
-                                         detail="split the expression or use a step's outputs")
-        if not isinstance(node, Tree):
-            continue
-        rule = node.data
-        kids = [c for c in node.children if isinstance(c, Tree)]
-        if rule in ("or_expr", "and_expr"):
-            stack.append((kids[0], depth))
-            stack.extend((kid, depth + 1) for kid in kids[1:])
-        elif rule == "not_" or rule == "group":
-            stack.append((kids[0], depth + 1))
-        elif rule == "call":
-            args = kids[0].children if kids else []
-            stack.extend((a, depth + 1) for a in args if isinstance(a, Tree))
-        elif rule == "access":
-            stack.append((kids[0], depth))
-            for i, accessor in enumerate(kids[1:], start=1):
-                stack.append((Tree("_mark", []), depth + i))
-                if accessor.data == "index":
-                    inner = [c for c in accessor.children if isinstance(c, Tree)]
-                    stack.append((inner[0], depth + i))
-        else:
-            stack.extend((kid, depth) for kid in kids)
+class _ArityError(Exception):
+    """Raised inside the parser for a built-in called with the wrong number of arguments."""
+
+    def __init__(self, name: str, count: int, position: int) -> None:
+        self.name, self.count, self.position = name, count, position
+
+    def token_index(self, tokens: Sequence[Token]) -> int:
+        """Index just past the call's closing parenthesis: GitHub checks the arity there, after
+        it has met every name inside the arguments."""
+        start = next(i for i, t in enumerate(tokens) if t.start_pos == self.position)
+        depth = 0
+        for i in range(start + 1, len(tokens)):
+            depth += {"LPAR": 1, "RPAR": -1}.get(tokens[i].type, 0)
+            if depth == 0:
+                return i + 1
+        return len(tokens)
 
 
-class _Builder:
-    """lark tree -> AST. Depth is already bounded, so plain recursion is safe here."""
+Built = tuple[Any, int]  # an AST node (or accessor) and its *reach*: how much deeper than
+                         # itself GitHub's parser counts while reading it
 
-    def __init__(self, text: str, functions: Mapping[str, fn.FunctionSpec]) -> None:
-        self.text = text
-        self.functions = functions
 
-    def build(self, node: Tree[Token] | Token) -> Node:
-        if isinstance(node, Token):  # pragma: no cover - every token sits in a rule
-            raise AssertionError(node)
-        rule = node.data
-        kids = node.children
-        if rule == "literal":
-            return self.literal(kids[0])  # type: ignore[arg-type]
-        if rule == "context":
-            token = kids[0]
-            assert isinstance(token, Token)
-            return Context(str(token).lower(), token.start_pos or 0)
-        if rule == "group":
-            return self.build(kids[1])
-        if rule == "not_":
-            return Not(self.build(kids[1]))
-        if rule in ("or_expr", "and_expr"):
-            return Logical("||" if rule == "or_expr" else "&&",
-                           tuple(self.build(k) for k in kids if isinstance(k, Tree)))
-        if rule in ("equality", "comparison"):
-            first = self.build(kids[0])
-            rest = tuple((str(kids[i]), self.build(kids[i + 1])) for i in range(1, len(kids), 2))
-            return Chain(first, rest)
-        if rule == "access":
-            return Access(self.build(kids[0]),
-                          tuple(self.accessor(k) for k in kids[1:] if isinstance(k, Tree)))
-        if rule == "call":
-            return self.call(node)
-        raise AssertionError(f"unexpected rule {rule}")  # pragma: no cover
+class _AstBuilder(Transformer[Token, Built]):
+    """Builds AST nodes bottom-up during the LALR reductions and computes each node's reach,
+    so GitHub's depth limit (50, counting parentheses, arguments, '!', '&&'/'||' chains and
+    property accesses) is checked at the root without walking the tree."""
 
-    def literal(self, token: Token) -> Literal:
+    def literal(self, kids: list[Token]) -> Built:
+        token = kids[0]
         text = str(token)
         pos = token.start_pos or 0
         if token.type == "NUMBER":
-            value: v.Value = {"NaN": math.nan, "Infinity": math.inf}.get(text)
-            return Literal(v.js_string_to_number(text) if value is None else value, pos)
+            special: v.Value = {"NaN": math.nan, "Infinity": math.inf}.get(text)
+            return Literal(v.js_string_to_number(text) if special is None else special, pos), 0
         if token.type == "STRING":
-            return Literal(_token_text(token), pos)
-        return Literal({"TRUE": True, "FALSE": False, "NULL": None}[token.type], pos)
+            return Literal(_token_text(token), pos), 0
+        return Literal({"TRUE": True, "FALSE": False, "NULL": None}[token.type], pos), 0
 
-    def accessor(self, node: Tree[Token]) -> Prop | Index | Star:
-        if node.data == "star":
-            return Star()
-        if node.data == "prop":
-            name = node.children[1]
-            assert isinstance(name, Token)
-            return Prop(str(name), name.start_pos or 0)
-        inner = next(k for k in node.children if isinstance(k, Tree))
-        return Index(self.build(inner))
+    def context(self, kids: list[Token]) -> Built:
+        return Context(str(kids[0]).lower(), kids[0].start_pos or 0), 0
 
-    def call(self, node: Tree[Token]) -> Call:
-        name = node.children[0]
-        assert isinstance(name, Token)
-        args_tree = next((k for k in node.children if isinstance(k, Tree)), None)
-        args = tuple(self.build(a) for a in (args_tree.children if args_tree else ())
-                     if isinstance(a, Tree))
-        spec = self.functions[str(name).lower()]
-        fn.check_arity(spec, str(name), len(args), self.text, name.start_pos or 0)
-        return Call(str(name).lower(), str(name), args, name.start_pos or 0)
+    def group(self, kids: list[Any]) -> Built:
+        node, reach = kids[1]
+        return node, reach + 1
+
+    def not_(self, kids: list[Any]) -> Built:
+        node, reach = kids[1]
+        return Not(node), reach + 1
+
+    def _logical(self, op: str, kids: list[Any]) -> Built:
+        operands = [k for k in kids if isinstance(k, tuple)]
+        reach = max(operands[0][1], 1 + max(r for _, r in operands[1:]))
+        return Logical(op, tuple(n for n, _ in operands)), reach
+
+    def or_expr(self, kids: list[Any]) -> Built:
+        return self._logical("||", kids)
+
+    def and_expr(self, kids: list[Any]) -> Built:
+        return self._logical("&&", kids)
+
+    def _chain(self, kids: list[Any]) -> Built:
+        first, reach = kids[0]
+        rest = []
+        for i in range(1, len(kids), 2):
+            node, r = kids[i + 1]
+            rest.append((str(kids[i]), node))
+            reach = max(reach, r)
+        return Chain(first, tuple(rest)), reach
+
+    equality = _chain
+    comparison = _chain
+
+    def arguments(self, kids: list[Any]) -> list[Built]:
+        return [k for k in kids if isinstance(k, tuple)]
+
+    def call(self, kids: list[Any]) -> Built:
+        name: Token = kids[0]
+        args: list[Built] = next((k for k in kids if isinstance(k, list)), [])
+        lowered = str(name).lower()
+        spec = fn.BUILTINS.get(lowered)
+        if spec is not None and not fn.arity_ok(spec, len(args)):
+            raise _ArityError(str(name), len(args), name.start_pos or 0)
+        reach = max((r + 1 for _, r in args), default=0)
+        return Call(lowered, str(name), tuple(n for n, _ in args), name.start_pos or 0), reach
+
+    def prop(self, kids: list[Token]) -> Built:
+        return Prop(str(kids[1]), kids[1].start_pos or 0), 0
+
+    def star(self, kids: list[Token]) -> Built:
+        return Star(), 0
+
+    def index(self, kids: list[Any]) -> Built:
+        node, reach = kids[1]
+        return Index(node), reach
+
+    def access(self, kids: list[Any]) -> Built:
+        base, reach = kids[0]
+        accessors = kids[1:]
+        reach = max(reach, len(accessors))
+        for i, (accessor, inner) in enumerate(accessors, start=1):
+            if isinstance(accessor, Index):
+                reach = max(reach, i + inner)
+        return Access(base, tuple(a for a, _ in accessors)), reach
 
 
 # ---- evaluation -----------------------------------------------------------------------------
@@ -401,27 +427,33 @@ def _compile_chain(node: Chain, text: str) -> Evaluator:
 
 def _compile_access(node: Access, text: str) -> Evaluator:
     base = _compile(node.base, text)
-    steps: list[tuple[str, Any]] = []
-    for accessor in node.accessors:
-        if isinstance(accessor, Star):
-            steps.append(("star", None))
-        elif isinstance(accessor, Prop):
-            steps.append(("key", _Key.of(accessor.name)))
-        else:
-            steps.append(("expr", _compile(accessor.expr, text)))
+    steps = [_compile_accessor(accessor, text) for accessor in node.accessors]
 
     def run(scope: Scope) -> v.Value:
         value = base(scope)
-        for how, what in steps:
-            if how == "star":
-                value = fn.access(value, None, scope)
-            elif how == "key":
-                value = fn.access(value, what, scope)
-            else:
-                value = fn.access(value, _Key.of(what(scope)), scope)
+        for step in steps:
+            value = step(value, scope)
         return value
 
     return run
+
+
+def _compile_accessor(accessor: Prop | Index | Star,
+                      text: str) -> Callable[[v.Value, Scope], v.Value]:
+    if isinstance(accessor, Star):
+        return lambda value, scope: fn.access(value, None, scope)
+    if isinstance(accessor, Prop):
+        key = _Key.of(accessor.name)
+        name = accessor.name
+
+        def prop(value: v.Value, scope: Scope) -> v.Value:
+            if type(value) is v.Obj:  # the common case, without building a _Key
+                return value.get(name)
+            return fn.access(value, key, scope)
+
+        return prop
+    index = _compile(accessor.expr, text)
+    return lambda value, scope: fn.access(value, _Key.of(index(scope)), scope)
 
 
 class _Key:
@@ -473,6 +505,12 @@ def evaluate(text: str, contexts: Mapping[str, Any],
     value). Returns None, bool, int/float, str, list or dict. ``functions`` may supply the
     status functions (``success`` ...). Raises :class:`ExpressionError` subclasses only.
     """
+    return v.to_python(evaluate_value(text, contexts, functions))
+
+
+def evaluate_value(text: str, contexts: Mapping[str, Any],
+                   functions: Mapping[str, Callable[[], Any]] | None = None) -> v.Value:
+    """Like :func:`evaluate`, but returns the expression model's value (for string coercion)."""
     names = frozenset(name.lower() for name in contexts)
     extra = frozenset(name.lower() for name in functions) if functions else frozenset()
     expression = parse(text, names, extra)
@@ -480,7 +518,10 @@ def evaluate(text: str, contexts: Mapping[str, Any],
                 if functions else None)
     scope = Scope(contexts, text, provided)
     try:
-        return v.to_python(expression.run(scope))
+        return expression.run(scope)
+    except TypeError as exc:  # a context holds something that is not JSON data
+        raise ExpressionEvaluationError(f"Context data is not JSON: {exc}", text, 0,
+                                        code="not-json") from None
     except RecursionError:  # pragma: no cover - depth is bounded at parse time
         raise ExpressionEvaluationError("The expression nests too deeply", text, 0,
                                         code="too-deep") from None

@@ -47,6 +47,10 @@ class FunctionSpec:
     odd_args: bool = False
 
 
+def arity_ok(spec: FunctionSpec, count: int) -> bool:
+    return spec.min_args <= count <= spec.max_args and not (spec.odd_args and count % 2 == 0)
+
+
 def check_arity(spec: FunctionSpec, written: str, count: int, text: str, position: int) -> None:
     expected = (f"{spec.min_args}" if spec.min_args == spec.max_args
                 else f"at least {spec.min_args}" if spec.max_args > MAX_FORMAT_ARGUMENTS

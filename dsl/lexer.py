@@ -9,6 +9,7 @@ differently, so this hand-written lexer feeds lark's LALR parser (``expressions.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,14 +20,15 @@ from .errors import ExpressionLexingError
 from .values import js_string_to_number
 
 MAX_EXPRESSION_LENGTH = 21_000
-_BOUNDARY = frozenset("()[],.!><=&|")
 _SINGLE = {"(": "LPAR", ")": "RPAR", "[": "LSQB", "]": "RSQB", ",": "COMMA", "*": "STAR"}
 _KEYWORDS = {"true": "TRUE", "false": "FALSE", "null": "NULL"}
 _AFTER_VALUE = frozenset({"IDENT", "RSQB", "RPAR", "STAR"})
-
-
-def _is_boundary(ch: str) -> bool:
-    return ch in _BOUNDARY or ch.isspace()
+# JavaScript's \s: what ends a word. Only " \t\r\n" are skipped between tokens; any other
+# space character is a symbol of its own (and an error), as in GitHub's lexer.
+_JS_SPACE = "\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_WORD_REST = re.compile(f"[^()\\[\\],.!><=&|{_JS_SPACE}]*")
+_NUMBER_REST = re.compile(f"[^()\\[\\],!><=&|{_JS_SPACE}]*")
+_SKIPPED = re.compile("[ \t\r\n]+")
 
 
 def _legal_identifier(text: str) -> bool:
@@ -54,10 +56,9 @@ def tokenize(text: str) -> list[Token]:
             f"expression: {text}", text, start, code="unexpected-symbol", symbol=text[start:end])
 
     def scan_word(start: int, allow_dot: bool) -> int:
-        end = start + 1
-        while end < size and (not _is_boundary(text[end]) or (allow_dot and text[end] == ".")):
-            end += 1
-        return end
+        rest = _NUMBER_REST if allow_dot else _WORD_REST
+        match = rest.match(text, start + 1)
+        return match.end() if match else start + 1
 
     def number(start: int) -> int:
         end = scan_word(start, allow_dot=True)
@@ -91,8 +92,9 @@ def tokenize(text: str) -> list[Token]:
                 pos += 2
             else:
                 raise unexpected(pos, scan_word(pos, allow_dot=False))
-        elif ch.isspace():
-            pos += 1
+        elif ch in " \t\r\n":
+            spaces = _SKIPPED.match(text, pos)
+            pos = spaces.end() if spaces else pos + 1
         elif ch == "'":
             end = pos + 1
             while end < size and (text[end] != "'" or text.startswith("''", end)):

@@ -31,29 +31,30 @@ class Obj:
         self._index: dict[str, str] | None = None
 
     def _keys(self) -> list[str]:
-        keys = [k for k in self.raw if isinstance(k, str)]
-        numeric = [k for k in keys if _ARRAY_INDEX.fullmatch(k) and int(k) < 2**32 - 1]
-        if numeric:
-            rest = [k for k in keys if k not in set(numeric)]
-            keys = sorted(numeric, key=int) + rest
+        keys = list(self.raw)
+        if any(map(str.isdigit, keys)):  # rare: JavaScript puts array-index keys first
+            numeric = [k for k in keys if _ARRAY_INDEX.fullmatch(k) and int(k) < 2**32 - 1]
+            chosen = set(numeric)
+            keys = sorted(numeric, key=int) + [k for k in keys if k not in chosen]
         return keys
 
     def index(self) -> dict[str, str]:
         if self._index is None:
-            index: dict[str, str] = {}
-            for key in self._keys():
-                index.setdefault(key.lower(), key)
-            self._index = index
+            # reversed: of keys equal but for case, the first one ends up in the index
+            self._index = {key.lower(): key for key in reversed(self._keys())}
         return self._index
 
     def get(self, key: str) -> Value | None:
         """The value for ``key`` (any case), or ``None`` when absent."""
-        actual = self.index().get(key.lower())
+        index = self._index if self._index is not None else self.index()
+        actual = index.get(key.lower())
         return wrap(self.raw[actual]) if actual is not None else None
 
     def items(self) -> Iterator[tuple[str, Value]]:
-        for actual in self.index().values():
-            yield actual, wrap(self.raw[actual])
+        index = self.index()
+        for key in self._keys():
+            if index[key.lower()] == key:  # a later key equal but for case is shadowed
+                yield key, wrap(self.raw[key])
 
     def values(self) -> Iterator[Value]:
         for _, value in self.items():
@@ -79,10 +80,13 @@ class Arr:
         return wrap(self.raw[index])
 
 
+_PASS_THROUGH = frozenset({str, bool, float, type(None)})
+
+
 def wrap(value: Any) -> Value:
     """Turn a plain Python value into the expression model (cheap: containers are wrapped, not
     copied)."""
-    if value is None or isinstance(value, (str, bool, float, Obj, Arr)):
+    if type(value) in _PASS_THROUGH or isinstance(value, (str, bool, float, Obj, Arr)):
         return value
     if isinstance(value, int):
         return float(value)
@@ -261,6 +265,12 @@ def _utf16(text: str) -> bytes:
 
 
 def equals(left: Value, right: Value) -> bool:
+    kind_left = type(left)
+    if kind_left is type(right):  # fast paths for the common same-kind comparisons
+        if kind_left is str:
+            return left == right or upper_special(left) == upper_special(right)
+        if kind_left is float or kind_left is bool:
+            return bool(left == right)
     left, right = _coerce_pair(left, right)
     lk = kind(left)
     if lk != kind(right):
@@ -275,6 +285,8 @@ def equals(left: Value, right: Value) -> bool:
 
 
 def greater(left: Value, right: Value) -> bool:
+    if type(left) is float and type(right) is float:
+        return left > right
     left, right = _coerce_pair(left, right)
     lk = kind(left)
     if lk != kind(right):
@@ -289,6 +301,8 @@ def greater(left: Value, right: Value) -> bool:
 
 
 def less(left: Value, right: Value) -> bool:
+    if type(left) is float and type(right) is float:
+        return left < right
     left, right = _coerce_pair(left, right)
     lk = kind(left)
     if lk != kind(right):

@@ -132,6 +132,47 @@ def schema(name: Literal["playbook", "workspace"]) -> None:
     click.echo(schema_text(name), nl=False)
 
 
+@cli.command("eval")
+@click.argument("expression")
+@click.option("--contexts", "contexts_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="JSON or YAML file: a mapping of context name -> value.")
+def eval_command(expression: str, contexts_file: Path | None) -> None:
+    """Evaluate an expression and print the result as JSON.
+
+    EXPRESSION is a bare expression (steps.a.outputs.x == 1) or text with ${{ }} inside, which
+    is rendered as a playbook scalar would be. Exits 1 with the position of any error.
+    """
+    from aiosrun.dsl.errors import ExpressionError, PlaybookError
+    from aiosrun.dsl.expressions import evaluate
+    from aiosrun.dsl.loader import load_file
+    from aiosrun.dsl.render import render_template
+    from aiosrun.dsl.templates import TemplateSyntaxError
+
+    contexts: dict[str, object] = {}
+    if contexts_file is not None:
+        try:
+            contexts = load_file(contexts_file).data
+        except PlaybookError as exc:
+            fail(str(exc))
+    try:
+        if "${{" in expression:
+            result = render_template(expression, contexts)
+        else:
+            result = evaluate(expression, contexts)
+    except ExpressionError as exc:
+        offset = exc.position
+        if "${{" in expression:
+            offset = expression.find(exc.expression) + exc.position
+        shown = expression if "${{" in expression else exc.expression
+        click.echo(f"error: {exc}", err=True)
+        click.echo(f"  {shown}\n  {' ' * offset}^", err=True)
+        sys.exit(1)
+    except TemplateSyntaxError as exc:
+        click.echo(f"error: {exc}\n  {expression}\n  {' ' * exc.offset}^", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+
+
 def main() -> None:
     """Entry point: user errors never surface as tracebacks."""
     try:

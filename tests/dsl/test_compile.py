@@ -14,6 +14,9 @@ from aiosrun.dsl.validate import validate_document
 SOURCE = """apiVersion: aiosrun/v1
 kind: Playbook
 name: shapes
+inputs:
+  x: {type: number}
+  name: {type: string}
 defaults:
   retry: {max_attempts: 3, initial_delay: 500ms}
   timeout: 10s
@@ -53,7 +56,7 @@ def test_expressions_keep_type_or_interpolate() -> None:
     assert isinstance(first.body, ir.Uses)
     args = dict(first.body.args.items)
     assert args["value"] == ir.Expr("inputs.x", args["value"].span)  # type: ignore[union-attr]
-    assert (args["value"].span.line, args["value"].span.col) == (11, 18)  # type: ignore[union-attr]
+    assert (args["value"].span.line, args["value"].span.col) == (14, 18)  # type: ignore[union-attr]
     text = args["text"]
     assert isinstance(text, ir.Interp)
     assert text.parts[0] == "Hello " and text.parts[2] == "!"
