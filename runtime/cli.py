@@ -175,6 +175,8 @@ def eval_command(expression: str, contexts_file: Path | None) -> None:
 
 def main() -> None:
     """Entry point: user errors never surface as tracebacks."""
+    from . import cli_runs  # noqa: F401  (registers the run commands on the group)
+
     try:
         cli.main(prog_name="aiosrun", standalone_mode=True)
     except Exception as exc:

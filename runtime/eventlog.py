@@ -139,7 +139,7 @@ class EventLog:
         self._indexed_seq = 0
         self._index_offset = 0
 
-    # ---- opening ----------------------------------------------------------------------------
+    # ---- opening ------------------------------------------------------------
 
     def open(self) -> EventLog:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -202,7 +202,7 @@ class EventLog:
         finally:
             os.close(fd)
 
-    # ---- appending ----------------------------------------------------------------------------
+    # ---- appending ------------------------------------------------------------
 
     def append(self, event: NewEvent) -> Record:
         return self.append_many([event])[0]
@@ -308,7 +308,7 @@ class EventLog:
     def _locked(self) -> EventLog._Lock:
         return EventLog._Lock(self)
 
-    # ---- the run index ----------------------------------------------------------------------
+    # ---- the run index ------------------------------------------------------------
 
     def _note_runs(self, records: Sequence[Record]) -> None:
         assert self._segment is not None
@@ -384,7 +384,7 @@ class EventLog:
         self._reindex_from(1)
         return len(self._index)
 
-    # ---- reading ------------------------------------------------------------------------------
+    # ---- reading ------------------------------------------------------------
 
     def _scan(self, from_seq: int = 1,
               only: set[str] | None = None) -> Iterator[tuple[Path, Record]]:

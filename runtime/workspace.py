@@ -1,11 +1,16 @@
-"""Finding the operator's workspace: the folder holding ``aios.yaml``, found like git finds
-``.git`` (walking up from the current folder), unless ``--workspace`` or ``AIOS_WORKSPACE``
-names it.
+"""The operator's workspace: the folder holding ``aios.yaml`` and, in ``.aios/``, its state.
+
+The workspace is found like git finds ``.git`` (walking up from the current folder), unless
+``--workspace`` or ``AIOS_WORKSPACE`` names it. :class:`Workspace` opens its settings (every
+key has a default), its event log and its adapters, and rebuilds state from the latest
+snapshot plus the records after it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 WORKSPACE_FILE = "aios.yaml"
 STATE_DIR = ".aios"
@@ -20,3 +25,98 @@ def find_workspace(start: Path, override: str | None = None) -> Path | None:
         if (folder / WORKSPACE_FILE).is_file():
             return folder
     return None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """``aios.yaml`` with defaults filled in."""
+
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def log(self) -> dict[str, Any]:
+        return dict(self.data.get("log", {}))
+
+    @property
+    def vars(self) -> dict[str, Any]:
+        return dict(self.data.get("vars", {}))
+
+    @property
+    def env_allow(self) -> list[str]:
+        return list(self.data.get("env", {}).get("allow", []))
+
+    def adapter(self, name: str) -> dict[str, Any]:
+        return dict(self.data.get("adapters", {}).get(name, {}))
+
+
+def load_settings(root: Path) -> Settings:
+    """Load and check ``aios.yaml``; raises :class:`PlaybookError` when it is invalid."""
+    from aiosrun.dsl.check import check_workspace
+    from aiosrun.dsl.errors import PlaybookError
+    from aiosrun.dsl.loader import load_file
+    from aiosrun.dsl.schema import check_schema
+
+    doc = load_file(root / WORKSPACE_FILE)
+    problems = check_schema(doc, "workspace") + check_workspace(doc)
+    if problems:
+        raise PlaybookError(sorted(problems))
+    return Settings(doc.data)
+
+
+class Workspace:
+    """An opened workspace: settings, event log, adapters, state."""
+
+    def __init__(self, root: Path, settings: Settings | None = None) -> None:
+        from aiosrun.dsl.durations import parse_duration
+
+        from .eventlog import EventLog
+        from .registry import Registry
+
+        self.root = root
+        self.state_dir = root / STATE_DIR
+        self.settings = settings or load_settings(root)
+        log = self.settings.log
+        window = parse_duration(log.get("group_window", "5ms")) or 5
+        self.log = EventLog(self.state_dir / "log", fsync=log.get("fsync", "group"),
+                            group_window=window / 1000,
+                            segment_bytes=log.get("segment_bytes", 64 * 1024 * 1024)).open()
+        self.registry = Registry.discover()
+
+    def close(self) -> None:
+        self.log.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def snapshots(self) -> Path:
+        return self.state_dir / "snapshots"
+
+    def workspace_state(self) -> Any:
+        from .state import fold_workspace, load_workspace_snapshot
+
+        snapshot = load_workspace_snapshot(self.snapshots / "workspace.json")
+        start = snapshot.last_seq + 1 if snapshot else 1
+        return fold_workspace(self.log.read(start), snapshot)
+
+    def save_workspace_snapshot(self) -> None:
+        from .state import save_snapshot
+
+        save_snapshot(self.snapshots / "workspace.json", self.workspace_state())
+
+    def run_state(self, run_id: str, until_seq: int | None = None) -> Any:
+        from .state import fold_run, load_run_snapshot
+
+        snapshot = None
+        if until_seq is None:
+            snapshot = load_run_snapshot(self.snapshots / "runs" / f"{run_id}.json")
+        start = snapshot.last_seq + 1 if snapshot else 1
+        return fold_run(run_id, self.log.read_run(run_id, start), snapshot, until_seq)
+
+    def save_run_snapshot(self, state: Any) -> None:
+        from .state import save_snapshot
+
+        save_snapshot(self.snapshots / "runs" / f"{state.id}.json", state)

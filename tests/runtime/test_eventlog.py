@@ -12,10 +12,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from aiosrun.runtime.eventlog import EventLog, LogCorrupted, LogLocked, NewEvent
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from aiosrun.runtime.eventlog import EventLog, LogCorrupted, LogLocked, NewEvent
 
 
 def write(folder: Path, count: int, run: str | None = "r1", **options: object) -> EventLog:

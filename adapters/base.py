@@ -1,0 +1,95 @@
+"""The adapter interface: what a connector implements, and the errors it raises.
+
+    AdapterError
+    ├── TransientError      worth retrying (5xx, connection reset)          -> "transient"
+    │   └── RateLimited     the other side asked us to slow down            -> "rate_limit"
+    ├── StepTimeout         raised by the runtime when an attempt runs out  -> "timeout"
+    ├── PermanentError      retrying cannot help (4xx, bad arguments)       -> "permanent"
+    └── NeedsHuman          only the operator can settle it                 -> "needs_human"
+
+An adapter is a class with a ``name``, a mapping of :class:`Action` (JSON Schemas for the
+arguments and the result, an optional compensating action) and an async :meth:`Adapter.call`.
+Adapters import nothing from the runtime but this module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from aiosrun.dsl.errors import AiosrunError
+
+
+class AdapterError(AiosrunError):
+    error_class: ClassVar[str] = "permanent"
+    retryable: ClassVar[bool] = False
+
+
+class TransientError(AdapterError):
+    error_class = "transient"
+    retryable = True
+
+
+class RateLimited(TransientError):
+    error_class = "rate_limit"
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StepTimeout(AdapterError):
+    error_class = "timeout"
+    retryable = True
+
+
+class PermanentError(AdapterError):
+    error_class = "permanent"
+
+
+class NeedsHuman(AdapterError):
+    error_class = "needs_human"
+
+
+ERROR_CLASSES: dict[str, type[AdapterError]] = {
+    "transient": TransientError, "rate_limit": RateLimited, "timeout": StepTimeout,
+    "permanent": PermanentError, "needs_human": NeedsHuman,
+}
+
+
+@dataclass(frozen=True)
+class Action:
+    description: str
+    args: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
+    result: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
+    compensation: str | None = None  # the action that undoes this one, if any
+
+
+@dataclass
+class CallContext:
+    """What one adapter call knows about where it runs."""
+
+    idempotency_key: str
+    run_id: str
+    step_id: str
+    step_path: str
+    attempt: int
+    workspace: Path
+    state_dir: Path
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    log: Callable[[str, Mapping[str, Any]], None] = lambda message, data: None
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+
+
+class Adapter:
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    actions: ClassVar[Mapping[str, Action]]
+
+    async def call(self, action: str, args: Mapping[str, Any],
+                   ctx: CallContext) -> Mapping[str, Any]:
+        raise NotImplementedError

@@ -1,0 +1,266 @@
+"""Projections: the state of runs and of the workspace, folded from the event log.
+
+:func:`apply_run` and :func:`apply_workspace` are the only code that turns events into state;
+resume, ``status``, ``replay --at SEQ`` and the snapshots all go through them, so they cannot
+disagree. The fold updates state objects in place for speed; the objects belong to the fold
+(callers get them from :func:`fold_run` / :func:`fold_workspace` or a snapshot), which keeps
+the functions pure as seen from outside.
+
+Event types (past tense; ``run`` is set on run events):
+
+    PlaybookApplied      name, digest, source, commit, ir       a new current version
+    PlaybookVersionRecorded  same, for a version run from a file without apply
+    PlaybookRemoved      name
+    RunStarted           playbook, digest, inputs, parent, parent_step, trigger
+    StepStarted          path, id, attempt, key (a resumed attempt repeats its number)
+    StepAttemptFailed    path, attempt, error_class, message, retry_in
+    StepSucceeded        path, outputs, attempts
+    StepFailed           path, error_class, message, attempts, continued
+    StepSkipped          path
+    StepCancelled        path
+    RunCompensating      reason
+    CompensationStarted / CompensationSucceeded / CompensationFailed   path, ...
+    RunSucceeded         outputs
+    RunFailed            error, step
+    RunCompensated, RunNeedsAttention (reason), RunCancelRequested, RunCancelled
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .eventlog import Record
+
+TERMINAL = frozenset({"succeeded", "failed", "compensated", "cancelled", "needs_attention"})
+
+
+@dataclass
+class StepState:
+    path: str
+    id: str
+    status: str = "running"  # running, succeeded, failed, skipped, cancelled
+    attempts: int = 0
+    outputs: Any = None
+    error: dict[str, Any] | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    continued: bool = False
+    open_attempt: bool = False  # an attempt started and not yet ended: a crash interrupted it
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def outcome(self) -> str:
+        return {"succeeded": "success", "skipped": "skipped", "running": "running"}.get(
+            self.status, "failure" if self.status != "cancelled" else "cancelled")
+
+    @property
+    def conclusion(self) -> str:
+        return "success" if self.continued else self.outcome
+
+
+@dataclass
+class RunState:
+    id: str
+    playbook: str = ""
+    digest: str = ""
+    status: str = "running"
+    inputs: Any = None
+    parent: str | None = None
+    parent_step: str | None = None
+    trigger: Any = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    steps: dict[str, StepState] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)  # first start of each step
+    completed: list[str] = field(default_factory=list)  # success order, for compensation
+    compensations: dict[str, str] = field(default_factory=dict)  # path -> status
+    compensating: bool = False
+    cancel_requested: bool = False
+    outputs: Any = None
+    error: dict[str, Any] | None = None
+    cost_usd: float = 0.0
+    last_seq: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL and not (self.compensating and
+                                                self.status == "failed")
+
+
+def apply_run(state: RunState, record: Record) -> RunState:
+    data = record.data
+    kind = record.type
+    state.last_seq = record.seq
+    if kind == "RunStarted":
+        state.playbook = data["playbook"]
+        state.digest = data["digest"]
+        state.inputs = data.get("inputs")
+        state.parent = data.get("parent")
+        state.parent_step = data.get("parent_step")
+        state.trigger = data.get("trigger")
+        state.started_at = record.ts
+        state.status = "running"
+    elif kind.startswith("Step"):
+        path = data["path"]
+        step = state.steps.get(path)
+        if step is None:
+            step = state.steps[path] = StepState(path, data.get("id", path.rsplit("/", 1)[-1]))
+            state.order.append(path)
+        _apply_step(state, step, kind, data, record.ts)
+    elif kind == "RunCompensating":
+        state.compensating = True
+        state.status = "failed"
+        state.error = state.error or data.get("error")
+    elif kind.startswith("Compensation"):
+        state.compensations[data["path"]] = kind.removeprefix("Compensation").lower()
+    elif kind == "RunSucceeded":
+        state.status, state.outputs, state.finished_at = "succeeded", data.get("outputs"), \
+            record.ts
+    elif kind == "RunFailed":
+        state.status, state.error, state.finished_at = "failed", data.get("error"), record.ts
+    elif kind == "RunCompensated":
+        state.status, state.compensating, state.finished_at = "compensated", False, record.ts
+    elif kind == "RunNeedsAttention":
+        state.status, state.compensating = "needs_attention", False
+        state.error = {**(state.error or {}), "attention": data.get("reason")}
+        state.finished_at = record.ts
+    elif kind == "RunCancelRequested":
+        state.cancel_requested = True
+    elif kind == "RunCancelled":
+        state.status, state.compensating, state.finished_at = "cancelled", False, record.ts
+    return state
+
+
+def _apply_step(state: RunState, step: StepState, kind: str, data: Any, ts: str) -> None:
+    if kind == "StepStarted":
+        step.status = "running"
+        step.attempts = max(step.attempts, int(data.get("attempt", 1)))
+        step.open_attempt = True
+        step.started_at = step.started_at or ts
+    elif kind == "StepAttemptFailed":
+        step.open_attempt = False
+        step.history.append({k: data.get(k) for k in ("attempt", "error_class", "message",
+                                                      "retry_in")} | {"at": ts})
+    elif kind == "StepSucceeded":
+        step.status, step.outputs, step.open_attempt = "succeeded", data.get("outputs"), False
+        step.attempts = max(step.attempts, int(data.get("attempts", step.attempts)))
+        step.finished_at = ts
+        if step.path not in state.completed:
+            state.completed.append(step.path)
+    elif kind == "StepFailed":
+        step.status, step.open_attempt = "failed", False
+        step.error = {"class": data.get("error_class"), "message": data.get("message")}
+        step.continued = bool(data.get("continued"))
+        step.finished_at = ts
+    elif kind == "StepSkipped":
+        step.status, step.finished_at = "skipped", ts
+    elif kind == "StepCancelled":
+        step.status, step.open_attempt, step.finished_at = "cancelled", False, ts
+
+
+def fold_run(run_id: str, records: Iterable[Record], state: RunState | None = None,
+             until_seq: int | None = None) -> RunState:
+    state = state or RunState(run_id)
+    for record in records:
+        if until_seq is not None and record.seq > until_seq:
+            break
+        if record.run == run_id:
+            apply_run(state, record)
+    return state
+
+
+# ---- the workspace ----------------------------------------------------------------------------
+
+@dataclass
+class Version:
+    name: str
+    digest: str
+    source: str
+    commit: str | None
+    seq: int
+    ir: Any  # encoded IR (aiosrun.dsl.ir_codec)
+
+
+@dataclass
+class RunSummary:
+    id: str
+    playbook: str
+    status: str
+    started_at: str
+    parent: str | None = None
+
+
+@dataclass
+class WorkspaceState:
+    current: dict[str, str] = field(default_factory=dict)  # playbook name -> digest
+    versions: dict[str, Version] = field(default_factory=dict)  # digest -> version
+    runs: dict[str, RunSummary] = field(default_factory=dict)
+    last_seq: int = 0
+
+
+_RUN_END = {"RunSucceeded": "succeeded", "RunFailed": "failed", "RunCompensated": "compensated",
+            "RunNeedsAttention": "needs_attention", "RunCancelled": "cancelled",
+            "RunCompensating": "failed"}
+
+
+def apply_workspace(state: WorkspaceState, record: Record) -> WorkspaceState:
+    data = record.data
+    state.last_seq = record.seq
+    if record.type in ("PlaybookApplied", "PlaybookVersionRecorded"):
+        version = Version(data["name"], data["digest"], data.get("source", ""),
+                          data.get("commit"), record.seq, data["ir"])
+        state.versions.setdefault(version.digest, version)
+        if record.type == "PlaybookApplied":
+            state.current[version.name] = version.digest
+    elif record.type == "PlaybookRemoved":
+        state.current.pop(data["name"], None)
+    elif record.type == "RunStarted" and record.run is not None:
+        state.runs[record.run] = RunSummary(record.run, data["playbook"], "running", record.ts,
+                                            data.get("parent"))
+    elif record.type in _RUN_END and record.run in state.runs:
+        state.runs[record.run].status = _RUN_END[record.type]
+    return state
+
+
+def fold_workspace(records: Iterable[Record],
+                   state: WorkspaceState | None = None) -> WorkspaceState:
+    state = state or WorkspaceState()
+    for record in records:
+        apply_workspace(state, record)
+    return state
+
+
+# ---- snapshots ----------------------------------------------------------------------------------
+
+def save_snapshot(path: Path, state: RunState | WorkspaceState) -> None:
+    """Write atomically: a crash leaves the old snapshot or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(asdict(state), ensure_ascii=False), "utf-8")
+    temporary.replace(path)
+
+
+def load_run_snapshot(path: Path) -> RunState | None:
+    try:
+        raw = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None  # a missing or unreadable snapshot only costs a longer replay
+    steps = {p: StepState(**s) for p, s in raw.pop("steps").items()}
+    return RunState(**raw, steps=steps)
+
+
+def load_workspace_snapshot(path: Path) -> WorkspaceState | None:
+    try:
+        raw = json.loads(path.read_text("utf-8"))
+        return WorkspaceState(
+            current=raw["current"],
+            versions={d: Version(**v) for d, v in raw["versions"].items()},
+            runs={r: RunSummary(**s) for r, s in raw["runs"].items()},
+            last_seq=raw["last_seq"],
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
