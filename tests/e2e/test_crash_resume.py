@@ -1,0 +1,180 @@
+"""DESIGN §8: kill -9 at any point, then `aiosrun resume`: the run reaches the same end state,
+no completed step runs twice, no effect happens twice, and seq has no gap.
+
+Real processes, real SIGKILL, at seeded random moments spread over the run's duration (and,
+in the second test, during the resume as well): 25 kill points in all, each landing between
+the moment the run begins and the moment an uninterrupted run would end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from aiosrun.runtime.eventlog import EventLog
+
+from .conftest import _aiosrun_command
+
+PLAYBOOK = """apiVersion: aiosrun/v1
+kind: Playbook
+name: crashy
+steps:
+  - id: first
+    uses: files.append
+    with: {path: out/effects.txt, line: first}
+  - id: nap
+    uses: debug.sleep
+    with: {seconds: 0.05}
+  - id: each
+    foreach:
+      items: [a, b, c, d, e]
+      steps:
+        - id: note
+          uses: files.append
+          with: {path: out/effects.txt, line: "item-${{ item }}"}
+        - id: pause
+          uses: debug.sleep
+          with: {seconds: 0.02}
+  - id: fan
+    parallel:
+      steps:
+        - {id: p1, uses: files.append, with: {path: out/effects.txt, line: p1}}
+        - {id: p2, uses: files.append, with: {path: out/effects.txt, line: p2}}
+  - id: flaky
+    uses: debug.fail
+    with: {times: 2, error: transient, value: done}
+    retry: {max_attempts: 3, initial_delay: 30ms, jitter: none}
+  - id: last
+    uses: files.append
+    with: {path: out/effects.txt, line: "last ${{ steps.flaky.outputs.value }}"}
+    checkpoint: true
+outputs:
+  flaky: ${{ steps.flaky.outputs.value }}
+  notes: ${{ steps.each.outputs.*.note.path }}
+"""
+EFFECTS = ["first", "item-a", "item-b", "item-c", "item-d", "item-e", "p1", "p2", "last done"]
+EXPECTED_OUTPUTS = {"flaky": "done", "notes": ["out/effects.txt"] * 5}
+
+
+def cli(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([*_aiosrun_command(), "--workspace", str(root), *args],
+                          capture_output=True, text=True, timeout=120)
+    if check:
+        assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float, float]:
+    """A workspace with the playbook applied, and when (after the process starts) an
+    uninterrupted run begins and ends: kills are spread over that window, not start-up."""
+    root = tmp_path_factory.mktemp("template")
+    (root / "aios.yaml").write_text("apiVersion: aiosrun/v1\nkind: Workspace\n")
+    (root / "playbooks").mkdir()
+    (root / "playbooks" / "crashy.yaml").write_text(PLAYBOOK)
+    assert cli(root, "apply").returncode == 0
+    baseline = root.parent / "baseline"
+    shutil.copytree(root, baseline)
+    started = time.monotonic()
+    process = subprocess.Popen([*_aiosrun_command(), "--workspace", str(baseline), "run",
+                                "crashy", "--format", "json"], stdout=subprocess.PIPE, text=True)
+    leases = baseline / ".aios" / "runs"
+    while not (leases.is_dir() and any(leases.iterdir())) and process.poll() is None:
+        time.sleep(0.002)
+    begins = time.monotonic() - started
+    out, _ = process.communicate(timeout=120)
+    ends = time.monotonic() - started
+    assert process.returncode == 0, out
+    assert json.loads(out)["outputs"] == EXPECTED_OUTPUTS
+    assert sorted((baseline / "out" / "effects.txt").read_text().splitlines()) == sorted(EFFECTS)
+    return root, begins, ends
+
+
+def kill_at(command: list[str], delay: float) -> int:
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(delay)
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGKILL)
+    return process.wait(timeout=60)
+
+
+def run_ids(root: Path) -> list[str]:
+    listed = json.loads(cli(root, "runs", "--format", "json").stdout)
+    return [r["id"] for r in listed]
+
+
+def check_end_state(root: Path) -> None:
+    ids = run_ids(root)
+    assert len(ids) == 1, ids
+    status = json.loads(cli(root, "status", ids[0], "--format", "json").stdout)
+    assert status["status"] == "succeeded", status
+    assert status["outputs"] == EXPECTED_OUTPUTS
+    lines = (root / "out" / "effects.txt").read_text().splitlines()
+    assert Counter(lines) == Counter(EFFECTS), lines  # every effect exactly once
+    assert lines[0] == "first" and lines[1:6] == EFFECTS[1:6] and lines[-1] == "last done"
+    log = EventLog(root / ".aios" / "log").open()
+    records = list(log.read())
+    log.close()
+    assert [r.seq for r in records] == list(range(1, len(records) + 1))  # no gap
+    succeeded = Counter(r.data["path"] for r in records if r.type == "StepSucceeded")
+    assert set(succeeded.values()) == {1}  # no completed step ran twice
+
+
+def settle(root: Path) -> None:
+    """What an operator does after a crash: resume (or start the run if it never began)."""
+    if not run_ids(root):
+        assert cli(root, "run", "crashy").returncode == 0
+        return
+    done = cli(root, "resume", "--all")
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_kill_during_run_then_resume(template: tuple[Path, float, float], tmp_path: Path,
+                                     seed: int) -> None:
+    source, begins, ends = template
+    root = tmp_path / "ws"
+    shutil.copytree(source, root)
+    delay = random.Random(seed).uniform(begins, ends)
+    kill_at([*_aiosrun_command(), "--workspace", str(root), "run", "crashy"], delay)
+    settle(root)
+    check_end_state(root)
+
+
+@pytest.mark.parametrize("seed", range(100, 105))
+def test_kill_during_run_and_during_resume(template: tuple[Path, float, float],
+                                           tmp_path: Path, seed: int) -> None:
+    source, begins, ends = template
+    root = tmp_path / "ws"
+    shutil.copytree(source, root)
+    rng = random.Random(seed)
+    kill_at([*_aiosrun_command(), "--workspace", str(root), "run", "crashy"],
+            rng.uniform(begins, ends))
+    if run_ids(root):
+        kill_at([*_aiosrun_command(), "--workspace", str(root), "resume", "--all"],
+                rng.uniform(begins, ends))
+    settle(root)
+    check_end_state(root)
+
+
+def test_resume_of_a_finished_run_changes_nothing(template: tuple[Path, float, float],
+                                                  tmp_path: Path) -> None:
+    source, _, _ = template
+    root = tmp_path / "ws"
+    shutil.copytree(source, root)
+    assert cli(root, "run", "crashy").returncode == 0
+    before = (root / ".aios" / "log" / "000000000001.jsonl").read_bytes()
+    (run_id,) = run_ids(root)
+    assert cli(root, "resume", run_id).returncode == 0
+    assert (root / ".aios" / "log" / "000000000001.jsonl").read_bytes() == before
+    assert sys.executable  # the suite runs the CLI with the same interpreter
