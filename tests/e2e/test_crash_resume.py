@@ -20,7 +20,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from aiosrun.runtime.eventlog import EventLog
 
 from .conftest import _aiosrun_command

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-
 from aiosrun.dsl.ir_codec import encode
 from aiosrun.dsl.loader import load_text
 from aiosrun.dsl.validate import validate_document

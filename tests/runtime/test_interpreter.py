@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 from .conftest import Harness
@@ -49,7 +50,7 @@ steps:
     assert flaky.status == "succeeded" and flaky.attempts == 4
     assert [a["retry_in"] for a in flaky.history] == [0.1, 0.2, 0.4]
     starts = [t for kind, t in h.times if kind == "StepStarted:flaky"]
-    assert [round(b - a, 6) for a, b in zip(starts, starts[1:], strict=False)] == [0.1, 0.2, 0.4]
+    assert [round(b - a, 6) for a, b in itertools.pairwise(starts)] == [0.1, 0.2, 0.4]
     broken = state.steps["broken"]
     assert broken.status == "failed" and broken.attempts == 1  # permanent: no retry
     assert state.status == "compensated"
