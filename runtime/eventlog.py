@@ -114,6 +114,15 @@ def decode(line: bytes, file: Path, number: int) -> Record:
         raise LogCorrupted(file, number, f"not a record: {exc}") from None
 
 
+def _line_seq(line: bytes) -> int:
+    """The seq of an encoded line, read from its fixed prefix ``{"seq":N,``."""
+    end = line.find(b",", 7)
+    try:
+        return int(line[7:end])
+    except ValueError:
+        return 0  # not a well-formed line: let decode() report it
+
+
 class EventLog:
     """One workspace's log. Not thread-safe; one instance per process."""
 
@@ -238,12 +247,14 @@ class EventLog:
 
     def _catch_up(self) -> None:
         """Another process may have appended (or rotated) since our last batch."""
-        segments = self.segments()
-        if segments and self._segment is not None and segments[-1] != self._segment:
-            self._open_segment(segments[-1])
-            self._size = -1  # force a re-read of the new segment's tail below
         assert self._fd is not None and self._segment is not None
         size = os.fstat(self._fd).st_size
+        if size >= self.segment_bytes:  # someone filled it: they have started the next one
+            segments = self.segments()
+            if segments and segments[-1] != self._segment:
+                self._open_segment(segments[-1])
+                self._size = -1  # read the new segment's tail below
+                size = os.fstat(self._fd).st_size
         if size == self._size:
             return
         known = max(self._size, 0)  # writes end on a line boundary, under the lock
@@ -386,9 +397,12 @@ class EventLog:
 
     # ---- reading ------------------------------------------------------------
 
-    def _scan(self, from_seq: int = 1,
-              only: set[str] | None = None) -> Iterator[tuple[Path, Record]]:
+    def _scan(self, from_seq: int = 1, only: set[str] | None = None,
+              run: str | None = None) -> Iterator[tuple[Path, Record]]:
+        """Records from ``from_seq``; lines before it, or (with ``run``) of other runs, are
+        passed over without decoding: the check is a cheap look at the line's prefix."""
         segments = self.segments()
+        marker = f'"run":{json.dumps(run, ensure_ascii=False)},'.encode() if run else None
         for i, segment in enumerate(segments):
             if i + 1 < len(segments) and int(segments[i + 1].stem) <= from_seq:
                 continue
@@ -398,6 +412,10 @@ class EventLog:
                 for number, line in enumerate(handle, start=1):
                     if not line.endswith(b"\n"):
                         break  # a torn tail another writer is still completing
+                    if from_seq > 1 and _line_seq(line) < from_seq:
+                        continue
+                    if marker is not None and marker not in line[:200]:
+                        continue
                     record = decode(line, segment, number)
                     if record.seq >= from_seq:
                         yield segment, record
@@ -412,7 +430,7 @@ class EventLog:
         segments = set(self._index.get(run, ()))
         if not segments:
             return
-        for _, record in self._scan(from_seq, only=segments):
+        for _, record in self._scan(from_seq, only=segments, run=run):
             if record.run == run:
                 yield record
 

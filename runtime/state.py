@@ -146,11 +146,11 @@ def _apply_step(state: RunState, step: StepState, kind: str, data: Any, ts: str)
         step.history.append({k: data.get(k) for k in ("attempt", "error_class", "message",
                                                       "retry_in")} | {"at": ts})
     elif kind == "StepSucceeded":
+        if step.status != "succeeded":  # (a list scan here made replay quadratic)
+            state.completed.append(step.path)
         step.status, step.outputs, step.open_attempt = "succeeded", data.get("outputs"), False
         step.attempts = max(step.attempts, int(data.get("attempts", step.attempts)))
         step.finished_at = ts
-        if step.path not in state.completed:
-            state.completed.append(step.path)
     elif kind == "StepFailed":
         step.status, step.open_attempt = "failed", False
         step.error = {"class": data.get("error_class"), "message": data.get("message")}

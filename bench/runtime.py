@@ -1,0 +1,175 @@
+"""Runtime speed, as numbers (no asserts):
+
+- no-op steps per second in one run (target >= 5,000/s with group commit);
+- appends per second with `always` fsync, next to the raw fsync rate of this disk;
+- 100 concurrent runs of 10 steps;
+- resume time of a run with 100,000 events, with and without a snapshot (target < 1 s with);
+- where LangGraph or Prefect can be imported, the same 200-step sequential flow in them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from aiosrun.dsl.ir_codec import encode
+from aiosrun.dsl.loader import load_text
+from aiosrun.dsl.validate import validate_document
+from aiosrun.runtime.eventlog import EventLog, NewEvent
+from aiosrun.runtime.interpreter import Runner, start_or_load
+from aiosrun.runtime.state import fold_run
+from aiosrun.runtime.workspace import Workspace
+
+
+def workspace(root: Path, fsync: str = "group") -> Workspace:
+    (root / "aios.yaml").write_text(
+        f"apiVersion: aiosrun/v1\nkind: Workspace\nlog: {{fsync: {fsync}}}\n")
+    return Workspace(root)
+
+
+def apply(ws: Workspace, name: str, steps: int) -> None:
+    body = "".join(f"  - id: s{i}\n    set: {{v: {i}}}\n" for i in range(steps))
+    text = f"apiVersion: aiosrun/v1\nkind: Playbook\nname: {name}\nsteps:\n{body}"
+    playbook = validate_document(load_text(text, name))
+    ws.log.append(NewEvent("PlaybookApplied", {"name": name, "digest": playbook.digest,
+                                               "source": name, "ir": encode(playbook)}))
+
+
+def noop_steps(steps: int = 3000) -> None:
+    with tempfile.TemporaryDirectory() as tmp, workspace(Path(tmp)) as ws:
+        apply(ws, "noop", steps)
+        playbook, state = start_or_load(ws, "noop", {})
+        started = time.perf_counter()
+        final = trio.run(Runner(ws, playbook, state).execute)
+        elapsed = time.perf_counter() - started
+        assert final.status == "succeeded"
+    print(f"no-op steps in one run (group commit):   {steps / elapsed:>10,.0f} steps/s "
+          "[target 5,000]")
+
+
+def fsync_rates(count: int = 300) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "raw"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        line = b"x" * 340 + b"\n"
+        started = time.perf_counter()
+        for _ in range(count):
+            os.write(fd, line)
+            os.fsync(fd)
+        raw = count / (time.perf_counter() - started)
+        os.close(fd)
+        log = EventLog(Path(tmp) / "log", fsync="always").open()
+        started = time.perf_counter()
+        for i in range(count):
+            log.append(NewEvent("Bench", {"i": i, "pad": "x" * 200}, run="r"))
+        always = count / (time.perf_counter() - started)
+        log.close()
+        log = EventLog(Path(tmp) / "log2", fsync="group").open()
+        started = time.perf_counter()
+        for i in range(count * 20):
+            log.append(NewEvent("Bench", {"i": i, "pad": "x" * 200}, run="r"))
+        log.close()
+        group = count * 20 / (time.perf_counter() - started)
+    print(f"raw write+fsync of a 340-byte line:      {raw:>10,.0f} /s")
+    print(f"log appends, fsync always:               {always:>10,.0f} /s "
+          f"({always / raw:.0%} of raw)")
+    print(f"log appends, group commit (5 ms window): {group:>10,.0f} /s")
+
+
+def concurrent_runs(runs: int = 100, steps: int = 10) -> None:
+    with tempfile.TemporaryDirectory() as tmp, workspace(Path(tmp)) as ws:
+        apply(ws, "small", steps)
+        prepared = [start_or_load(ws, "small", {}) for _ in range(runs)]
+
+        async def all_runs() -> list[Any]:
+            results: list[Any] = []
+
+            async def one(playbook: Any, state: Any) -> None:
+                results.append(await Runner(ws, playbook, state).execute())
+
+            async with trio.open_nursery() as nursery:
+                for playbook, state in prepared:
+                    nursery.start_soon(one, playbook, state)
+            return results
+
+        started = time.perf_counter()
+        results = trio.run(all_runs)
+        elapsed = time.perf_counter() - started
+        assert all(r.status == "succeeded" for r in results)
+    print(f"{runs} concurrent runs x {steps} steps:        {elapsed:>10.2f} s "
+          f"({runs * steps / elapsed:,.0f} steps/s)")
+
+
+def resume_time(events: int = 100_000) -> None:
+    with tempfile.TemporaryDirectory() as tmp, workspace(Path(tmp)) as ws:
+        steps = events // 2
+        apply(ws, "long", 10)
+        _, state = start_or_load(ws, "long", {})
+        batch = []
+        for i in range(steps):
+            batch += [NewEvent("StepStarted", {"path": f"x{i}", "id": f"x{i}", "attempt": 1,
+                                               "key": f"k{i}"}, run=state.id),
+                      NewEvent("StepSucceeded", {"path": f"x{i}", "id": f"x{i}",
+                                                 "outputs": {"v": i}, "attempts": 1},
+                               run=state.id)]
+            if len(batch) >= 5000:
+                ws.log.append_many(batch)
+                batch = []
+        ws.log.append_many(batch)
+        ws.log.sync()
+        started = time.perf_counter()
+        cold = ws.run_state(state.id)
+        without = time.perf_counter() - started
+        ws.save_run_snapshot(cold)
+        ws.log.append_many([NewEvent("StepStarted", {"path": "y", "id": "y", "attempt": 1,
+                                                     "key": "k"}, run=state.id)])
+        started = time.perf_counter()
+        warm = ws.run_state(state.id)
+        with_snapshot = time.perf_counter() - started
+        assert len(warm.steps) == steps + 1 and fold_run(state.id, []).id == state.id
+    print(f"resume state of a {events:,}-event run:  {without:>10.3f} s without snapshot, "
+          f"{with_snapshot:.3f} s with one [target < 1 s]")
+
+
+def peers(steps: int = 200) -> None:
+    try:
+        from langgraph.graph import END, START, StateGraph  # type: ignore[import-not-found]
+    except ImportError:
+        print("LangGraph: not installed (pip install langgraph to compare)")
+    else:
+        graph = StateGraph(dict)
+        names = [f"s{i}" for i in range(steps)]
+        for name in names:
+            graph.add_node(name, lambda state: {"v": 1})
+        graph.add_edge(START, names[0])
+        for a, b in zip(names, names[1:], strict=False):
+            graph.add_edge(a, b)
+        graph.add_edge(names[-1], END)
+        compiled = graph.compile()
+        started = time.perf_counter()
+        compiled.invoke({"v": 0}, {"recursion_limit": steps + 10})
+        rate = steps / (time.perf_counter() - started)
+        print(f"LangGraph, {steps} sequential nodes, no checkpointer: {rate:,.0f} steps/s")
+    try:
+        import prefect  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        print("Prefect: not installed (pip install prefect to compare)")
+    else:
+        print("Prefect: installed, but starting its server is left out of this script")
+
+
+def main() -> None:
+    noop_steps()
+    fsync_rates()
+    concurrent_runs()
+    resume_time()
+    peers()
+
+
+if __name__ == "__main__":
+    main()
