@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 import time
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import trio
-
 from aiosrun.dsl.ir_codec import encode
 from aiosrun.dsl.loader import load_text
 from aiosrun.dsl.validate import validate_document
@@ -147,7 +147,7 @@ def peers(steps: int = 200) -> None:
         for name in names:
             graph.add_node(name, lambda state: {"v": 1})
         graph.add_edge(START, names[0])
-        for a, b in zip(names, names[1:], strict=False):
+        for a, b in itertools.pairwise(names):
             graph.add_edge(a, b)
         graph.add_edge(names[-1], END)
         compiled = graph.compile()
