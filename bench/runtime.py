@@ -136,7 +136,21 @@ def resume_time(events: int = 100_000) -> None:
           f"{with_snapshot:.3f} s with one [target < 1 s]")
 
 
-def peers(steps: int = 200) -> None:
+def sequential_flow(steps: int = 200, repeat: int = 5) -> float:
+    """aiosrun's rate on the peers' flow: 200 sequential no-op steps in one run."""
+    with tempfile.TemporaryDirectory() as tmp, workspace(Path(tmp)) as ws:
+        apply(ws, "flow", steps)
+        best = 0.0
+        for _ in range(repeat):
+            playbook, state = start_or_load(ws, "flow", {})
+            started = time.perf_counter()
+            trio.run(Runner(ws, playbook, state).execute)
+            best = max(best, steps / (time.perf_counter() - started))
+    print(f"aiosrun, {steps} sequential steps, durable log: {best:>10,.0f} steps/s")
+    return best
+
+
+def peers(ours: float, steps: int = 200) -> None:
     try:
         from langgraph.graph import END, START, StateGraph  # type: ignore[import-not-found]
     except ImportError:
@@ -150,11 +164,17 @@ def peers(steps: int = 200) -> None:
         for a, b in itertools.pairwise(names):
             graph.add_edge(a, b)
         graph.add_edge(names[-1], END)
-        compiled = graph.compile()
-        started = time.perf_counter()
-        compiled.invoke({"v": 0}, {"recursion_limit": steps + 10})
-        rate = steps / (time.perf_counter() - started)
-        print(f"LangGraph, {steps} sequential nodes, no checkpointer: {rate:,.0f} steps/s")
+        for label, saver in checkpointers():
+            compiled = graph.compile(checkpointer=saver)
+            best = 0.0
+            for attempt in range(5):
+                config = {"recursion_limit": steps + 10,
+                          "configurable": {"thread_id": f"t{attempt}"}}
+                started = time.perf_counter()
+                compiled.invoke({"v": 0}, config)
+                best = max(best, steps / (time.perf_counter() - started))
+            print(f"LangGraph, {steps} sequential nodes, {label}: {best:>10,.0f} steps/s "
+                  f"(aiosrun / LangGraph = {ours / best:.2f})")
     try:
         import prefect  # type: ignore[import-not-found]  # noqa: F401
     except ImportError:
@@ -163,12 +183,30 @@ def peers(steps: int = 200) -> None:
         print("Prefect: installed, but starting its server is left out of this script")
 
 
+def checkpointers() -> list[tuple[str, Any]]:
+    found: list[tuple[str, Any]] = [("no checkpointer", None)]
+    try:
+        from langgraph.checkpoint.memory import InMemorySaver  # type: ignore[import-not-found]
+        found.append(("in-memory checkpointer", InMemorySaver()))
+    except ImportError:
+        pass
+    try:
+        import sqlite3
+
+        from langgraph.checkpoint.sqlite import SqliteSaver  # type: ignore[import-not-found]
+        connection = sqlite3.connect(":memory:", check_same_thread=False)
+        found.append(("SQLite checkpointer", SqliteSaver(connection)))
+    except ImportError:
+        pass
+    return found
+
+
 def main() -> None:
     noop_steps()
     fsync_rates()
     concurrent_runs()
     resume_time()
-    peers()
+    peers(sequential_flow())
 
 
 if __name__ == "__main__":

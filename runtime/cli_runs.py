@@ -24,7 +24,10 @@ def open_workspace(obj: Context) -> Any:
     if root is None:
         fail("no workspace here: create aios.yaml (apiVersion: aiosrun/v1, kind: Workspace) "
              "or pass --workspace DIR")
-    return Workspace(root)
+    ws = Workspace(root)
+    if ws.log.repaired:
+        click.echo(f"warning: {ws.log.repaired}", err=True)
+    return ws
 
 
 def run_object(state: Any) -> dict[str, Any]:

@@ -191,3 +191,19 @@ def test_doctor_rebuilds_what_is_derived(aiosrun: Runner, tmp_path: Path) -> Non
 def test_commands_outside_a_workspace(aiosrun: Runner, tmp_path: Path) -> None:
     done = aiosrun("runs")
     assert done.returncode == 1 and "no workspace here" in done.stderr
+
+
+def test_log_settings_and_torn_tail_warning(aiosrun: Runner, tmp_path: Path) -> None:
+    from aiosrun.runtime.workspace import Workspace
+
+    workspace(tmp_path, hello=HELLO)
+    (tmp_path / "aios.yaml").write_text(
+        "apiVersion: aiosrun/v1\nkind: Workspace\nlog: {fsync: always, segment_bytes: 8192}\n")
+    with Workspace(tmp_path) as ws:
+        assert ws.log.fsync_policy == "always" and ws.log.segment_bytes == 8192
+    aiosrun("apply")
+    with open(tmp_path / ".aios" / "log" / "000000000001.jsonl", "ab") as handle:
+        handle.write(b'{"seq":99,"ts')
+    done = aiosrun("runs")
+    assert done.returncode == 0
+    assert "warning:" in done.stderr and "torn last record" in done.stderr
