@@ -91,6 +91,7 @@ class MapOf:
 
 
 Value = Const | Expr | Interp | ListOf | MapOf
+VALUE_TYPES = (Const, Expr, Interp, ListOf, MapOf)
 
 
 # ---- step bodies ----------------------------------------------------------------------------

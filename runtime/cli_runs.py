@@ -43,7 +43,7 @@ def run_object(state: Any) -> dict[str, Any]:
         "outputs": state.outputs,
         "error": state.error,
         "cost_usd": state.cost_usd,
-        "waiting": None,
+        "waiting": state.waiting_for(),
         "parent": state.parent,
         "started_at": state.started_at,
         "finished_at": state.finished_at,
@@ -166,10 +166,12 @@ class Progress:
         mark = marks.get(record.type)
         if mark is None:
             return
-        line = f"{mark} {data['path']}"
+        line = f"{mark} {data.get('path', '')}"
         if record.type == "StepAttemptFailed":
-            line += (f" attempt {data['attempt']} failed ({data['error_class']}: "
-                     f"{data['message']}); retrying in {data['retry_in']:.2f}s")
+            line += (f" attempt {data.get('attempt')} failed ({data.get('error_class')}: "
+                     f"{data.get('message')})")
+            line += ("; handed to the operator" if data.get("escalated")
+                     else f"; retrying in {float(data.get('retry_in') or 0):.2f}s")
         elif record.type == "StepFailed":
             line += f" failed: {data['error_class']}: {data['message']}"
         elif record.type == "StepSkipped":
@@ -197,11 +199,44 @@ def execute(ws: Any, playbook: Any, state: Any, fmt: str) -> None:
     sys.exit(EXIT.get(final.status, 1))
 
 
+def settle_hint(run_id: str, waiting: dict[str, Any]) -> list[str]:
+    """The commands that settle what a run waits for."""
+    if waiting["via"] == "approve":
+        gate = waiting["id"]
+        return [f"aiosrun approve {run_id} {gate} [--comment TEXT]",
+                f"aiosrun reject {run_id} {gate} [--comment TEXT]"]
+    step = waiting["step"]
+    return [f"aiosrun resolve {run_id} {step} --retry",
+            f"aiosrun resolve {run_id} {step} --skip [--outputs JSON]",
+            f"aiosrun resolve {run_id} {step} --abort"]
+
+
+def show_waiting(state: Any) -> None:
+    from rich.console import Console
+    from rich.panel import Panel
+
+    waiting = state.waiting_for()
+    if waiting is None:
+        return
+    console = Console(stderr=True, highlight=False)
+    body = waiting["message"]
+    if waiting.get("show") is not None:
+        body += "\n\n" + json.dumps(waiting["show"], indent=2, ensure_ascii=False)
+    if waiting.get("args") is not None:
+        body += "\n\narguments: " + json.dumps(waiting["args"], ensure_ascii=False)
+    title = f"{waiting['kind']} {waiting['id']}"
+    console.print(Panel(body, title=title, expand=False))
+    for line in settle_hint(state.id, waiting):
+        console.print(f"  {line}", soft_wrap=True)
+
+
 def report(state: Any, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(run_object(state), indent=2, ensure_ascii=False))
         return
     click.echo(f"run {state.id} ({state.playbook}): {state.status}")
+    if state.status == "waiting":
+        show_waiting(state)
     if state.outputs:
         click.echo(json.dumps(state.outputs, indent=2, ensure_ascii=False))
     if state.error:
@@ -316,6 +351,134 @@ def resume(obj: Context, run_id: str | None, all_runs: bool, fmt: str) -> None:
             sys.exit(1)
         report(results[0], fmt)
         sys.exit(EXIT.get(results[0].status, 1))
+
+
+def continue_run(ws: Any, state: Any, fmt: str) -> None:
+    """Execute a run that a decision or resolution unblocked, in this command."""
+    from aiosrun.dsl.ir_codec import decode_playbook
+
+    playbook = decode_playbook(ws.workspace_state().versions[state.digest].ir)
+    execute(ws, playbook, state, fmt)
+
+
+def _decide(obj: Context, run_id: str, gate: str | None, decision: str, comment: str | None,
+            fmt: str) -> None:
+    from .eventlog import NewEvent
+    from .state import apply_run
+
+    ws = open_workspace(obj)
+    with ws:
+        state = _load_run(ws, run_id)
+        open_gates = [g for g in state.gates.values() if g.decision is None]
+        if gate is None:
+            if len(open_gates) != 1:
+                names = ", ".join(g.gate for g in open_gates) or "none"
+                fail(f"run {run_id} has {len(open_gates)} open gates ({names}); name one")
+            gate = open_gates[0].gate
+        chosen = state.gates.get(gate)
+        if chosen is None or chosen.decision is not None:
+            names = ", ".join(g.gate for g in open_gates) or "none"
+            fail(f"run {run_id} has no open gate '{gate}' (open: {names})")
+        record = ws.log.append(NewEvent("GateDecided", {
+            "gate": gate, "decision": decision, "comment": comment, "by": "operator"},
+            run=run_id))
+        apply_run(state, record)
+        continue_run(ws, state, fmt)
+
+
+COMMENT = click.option("--comment", help="Why; shown in the run's history.")
+
+
+@cli.command()
+@click.argument("run_id")
+@click.argument("gate", required=False)
+@COMMENT
+@FORMAT
+@click.pass_obj
+def approve(obj: Context, run_id: str, gate: str | None, comment: str | None,
+            fmt: str) -> None:
+    """Approve a gate and continue the run (GATE may be left out when only one is open)."""
+    _decide(obj, run_id, gate, "approved", comment, fmt)
+
+
+@cli.command()
+@click.argument("run_id")
+@click.argument("gate", required=False)
+@COMMENT
+@FORMAT
+@click.pass_obj
+def reject(obj: Context, run_id: str, gate: str | None, comment: str | None,
+           fmt: str) -> None:
+    """Reject a gate: the run fails and its completed steps are compensated."""
+    _decide(obj, run_id, gate, "rejected", comment, fmt)
+
+
+@cli.command()
+@click.argument("run_id")
+@click.argument("step")
+@click.option("--retry", "action", flag_value="retry", help="Try the step again.")
+@click.option("--skip", "action", flag_value="skip",
+              help="Treat the step as done, with --outputs as its outputs.")
+@click.option("--abort", "action", flag_value="abort", help="Fail the run and compensate.")
+@click.option("--outputs", "outputs_json", metavar="JSON", help="Outputs for --skip.")
+@FORMAT
+@click.pass_obj
+def resolve(obj: Context, run_id: str, step: str, action: str | None,
+            outputs_json: str | None, fmt: str) -> None:
+    """Settle an escalated step: --retry, --skip [--outputs JSON] or --abort."""
+    from .eventlog import NewEvent
+    from .state import apply_run
+
+    if action is None:
+        raise click.UsageError("give one of --retry, --skip or --abort")
+    outputs: Any = None
+    if outputs_json is not None:
+        if action != "skip":
+            raise click.UsageError("--outputs goes with --skip")
+        try:
+            outputs = json.loads(outputs_json)
+        except ValueError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--outputs") from None
+    ws = open_workspace(obj)
+    with ws:
+        state = _load_run(ws, run_id)
+        escalation = state.escalations.get(step)
+        if escalation is None or escalation.action is not None:
+            pending = [e.path for e in state.escalations.values() if e.action is None]
+            fail(f"run {run_id} has no open escalation for step '{step}' "
+                 f"(open: {', '.join(pending) or 'none'})")
+        record = ws.log.append(NewEvent("EscalationResolved", {
+            "path": step, "action": action, "outputs": outputs}, run=run_id))
+        apply_run(state, record)
+        continue_run(ws, state, fmt)
+
+
+@cli.command()
+@FORMAT
+@click.pass_obj
+def inbox(obj: Context, fmt: str) -> None:
+    """Everything waiting for the operator, oldest first, with how to settle it."""
+    ws = open_workspace(obj)
+    with ws:
+        items: list[tuple[Any, dict[str, Any]]] = []
+        for summary in ws.workspace_state().runs.values():
+            if summary.status != "waiting":
+                continue
+            items.extend((summary, item) for item in ws.run_state(summary.id).pending())
+    items.sort(key=lambda item: item[1]["seq"])
+    if fmt == "json":
+        click.echo(json.dumps([{"run": s.id, "playbook": s.playbook, **w,
+                                "commands": settle_hint(s.id, w)} for s, w in items],
+                              indent=2, ensure_ascii=False))
+        return
+    if not items:
+        click.echo("inbox empty: nothing waits for you")
+        return
+    for summary, waiting in items:
+        click.echo(f"{waiting['since']}  {summary.id}  {summary.playbook}  "
+                   f"{waiting['kind']} {waiting['id']}: {waiting['message']}")
+        for line in settle_hint(summary.id, waiting):
+            click.echo(f"    {line}")
 
 
 @cli.command()

@@ -12,8 +12,10 @@ delays with jitter) are recorded before they are waited for, so a resumed run ke
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
+import fnmatch
 import math
 import os
 import random
@@ -34,7 +36,7 @@ from aiosrun.adapters.base import (
 from aiosrun.dsl import ir
 from aiosrun.dsl.errors import ExpressionError
 from aiosrun.dsl.ir_codec import decode_playbook
-from aiosrun.dsl.render import render
+from aiosrun.dsl.render import render, render_template
 from aiosrun.dsl.values import truthy
 from jsonschema import Draft202012Validator
 
@@ -52,8 +54,12 @@ class StepFailure(Exception):
         self.attempts = attempts
 
 
-class RunBusy(Exception):
-    """Another live process is executing this run."""
+class Suspended(Exception):
+    """The run waits for the operator (a gate or an escalation): stop here, durably."""
+
+
+class GateRejected(PermanentError):
+    error_class = "rejected"
 
 
 def new_run_id() -> str:
@@ -123,6 +129,9 @@ class Runner:
                           for s in state.steps.values())
         self.steps_by_template = {_template(s.path): s for s in playbook.walk()}
         self._last_cancel_check = 0.0
+        self.suspended = False
+        self.approval_patterns = (tuple(workspace.settings.require_approval)
+                                  + playbook.policy.require_approval)
 
     # ---- recording ------------------------------------------------------------
 
@@ -139,9 +148,13 @@ class Runner:
         state = self.state
         if state.finished:
             return state
-        if not state.compensating and state.status == "running":
+        if not state.compensating and state.status in ("running", "waiting"):
             frame = Frame("")
             await self.run_steps(self.playbook.steps, frame)
+            if self.suspended and not self.state.cancel_requested:
+                self.ws.log.sync()
+                self.ws.save_run_snapshot(self.state)
+                return self.state
             if self.state.cancel_requested:
                 await self.finish_cancel()
             elif not self.failed:
@@ -190,7 +203,7 @@ class Runner:
 
     async def run_steps(self, steps: tuple[ir.Step, ...], frame: Frame) -> None:
         for step in steps:
-            if self.cancel_requested():
+            if self.suspended or self.cancel_requested():
                 return
             await self.run_step(step, frame)
             path = frame.prefix + step.id
@@ -216,6 +229,9 @@ class Runner:
             return
         try:
             outputs, attempts = await self.attempts(step, frame, path)
+        except Suspended:
+            self.suspended = True
+            return
         except StepFailure as failure:
             continued = self.continue_on_error(step, frame)
             self.record("StepFailed", path=path, id=step.id, error_class=failure.error_class,
@@ -263,6 +279,14 @@ class Runner:
         retry = step.retry
         container = isinstance(step.body, (ir.Parallel, ir.Foreach, ir.Call))
         while True:
+            escalation = self.state.escalations.get(path)
+            if escalation is not None and not resumed:
+                if escalation.action is None:
+                    raise Suspended
+                if escalation.action == "skip":
+                    return escalation.outputs or {}, attempt
+                if escalation.action == "abort":
+                    raise StepFailure("aborted", "aborted by the operator", attempt)
             if not resumed:
                 attempt += 1
             self.record("StepStarted", path=path, id=step.id, attempt=attempt, key=key,
@@ -282,6 +306,10 @@ class Runner:
                 error = exc
             except ExpressionError as exc:
                 raise StepFailure("expression", str(exc), attempt) from None
+            asks_operator = error.error_class == "needs_human" or (
+                step.escalate is not None and attempt >= step.escalate.after_attempts)
+            if asks_operator and not container:
+                self.escalate(step, frame, path, attempt, error)
             can_retry = (error.retryable and error.error_class in retry.retry_on
                          and attempt < retry.max_attempts and not container)
             if not can_retry:
@@ -293,6 +321,61 @@ class Runner:
             self.record("StepAttemptFailed", path=path, attempt=attempt,
                         error_class=error.error_class, message=str(error), retry_in=delay)
             await trio.sleep(delay)
+
+    def escalate(self, step: ir.Step, frame: Frame, path: str, attempt: int,
+                 error: AdapterError) -> None:
+        """Hand the step to the operator (``aiosrun inbox``/``resolve``) and stop the run."""
+        args: Any = None
+        if isinstance(step.body, ir.Uses):
+            try:
+                args = render(step.body.args, self.contexts(frame))
+            except ExpressionError:
+                args = None
+        message = str(error)
+        if step.escalate is not None and step.escalate.message:
+            with contextlib.suppress(ExpressionError):
+                message = f"{render_text(step.escalate.message, self.contexts(frame))} " \
+                          f"({error.error_class}: {error})"
+        self.record("StepAttemptFailed", path=path, attempt=attempt,
+                    error_class=error.error_class, message=str(error), escalated=True)
+        self.record("EscalationOpened", path=path, error_class=error.error_class,
+                    message=message, attempts=attempt, args=args)
+        raise Suspended
+
+    async def gate(self, gate_id: str, path: str, message: Any, show: Any,
+                   timeout_ms: int | None, on_timeout: str, frame: Frame) -> dict[str, Any]:
+        """Open the gate, or read its decision; a gate still open suspends the run."""
+        gate = self.state.gates.get(gate_id)
+        if gate is None:
+            contexts = self.contexts(frame)
+            rendered = render(message, contexts) if isinstance(message, ir.VALUE_TYPES) \
+                else message
+            shown = render(show, contexts) if isinstance(show, ir.VALUE_TYPES) else show
+            timeout_at = None
+            if timeout_ms is not None:
+                due = dt.datetime.now(dt.UTC) + dt.timedelta(milliseconds=timeout_ms)
+                timeout_at = due.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            self.record("GateOpened", gate=gate_id, path=path, message=str(rendered),
+                        show=shown, timeout_at=timeout_at, on_timeout=on_timeout)
+            raise Suspended
+        if gate.decision is None and gate.timeout_at is not None and not gate.escalated:
+            due = dt.datetime.strptime(gate.timeout_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+                tzinfo=dt.UTC)
+            if dt.datetime.now(dt.UTC) >= due:
+                if gate.on_timeout == "escalate":
+                    self.record("GateEscalated", gate=gate_id)
+                else:
+                    decision = "approved" if gate.on_timeout == "approve" else "rejected"
+                    self.record("GateDecided", gate=gate_id, decision=decision,
+                                comment=f"no decision within the timeout ({gate.on_timeout})",
+                                by="timeout")
+        if gate.decision is None:
+            raise Suspended
+        if gate.decision != "approved":
+            raise GateRejected(f"gate '{gate_id}' was rejected"
+                               + (f": {gate.comment}" if gate.comment else ""))
+        return {"decision": gate.decision, "comment": gate.comment,
+                "decided_at": gate.decided_at}
 
     async def sleep_until(self, at: str, delay: float) -> None:
         """Finish a retry delay that a crash interrupted, measured on the wall clock."""
@@ -327,13 +410,19 @@ class Runner:
             return await self.foreach(body, frame, path)
         if isinstance(body, ir.Call):
             return await self.call_playbook(body, frame, path)
+        if isinstance(body, ir.Gate):
+            return await self.gate(path, path, body.message, body.show, body.timeout_ms,
+                                   body.on_timeout, frame)
         kind = type(body).__name__.lower()
         raise PermanentError(f"'{kind}' steps are not executed by this version of aiosrun yet")
 
     async def call_adapter(self, body: ir.Uses, frame: Frame, step: ir.Step, path: str,
-                           attempt: int, key: str) -> Any:
+                           attempt: int, key: str, *, policy: bool = True) -> Any:
         adapter, action, action_name = self.ws.registry.action(body.action)
         args = render(body.args, self.contexts(frame))
+        if policy and any(fnmatch.fnmatchcase(body.action, p) for p in self.approval_patterns):
+            await self.gate(f"{path}#approval", path, f"Approve {body.action}?",
+                            {"action": body.action, "with": args}, None, "reject", frame)
         problem = next(iter(Draft202012Validator(dict(action.args)).iter_errors(args)), None)
         if problem is not None:
             where = "/".join(str(p) for p in problem.absolute_path) or "arguments"
@@ -453,7 +542,7 @@ class Runner:
                     limit = (undo.timeout_ms or math.inf) / 1000
                     with trio.fail_after(limit):
                         return await self.call_adapter(undo.body, frame, step, path,
-                                                       attempt, key)
+                                                       attempt, key, policy=False)
                 raise PermanentError("only 'uses' compensations run in this version")
             except trio.TooSlowError:
                 error: AdapterError = StepTimeout("compensation timed out")
@@ -486,6 +575,10 @@ class Runner:
             contexts[name] = value
             contexts["index"] = index
         return contexts
+
+
+def render_text(text: str, contexts: Mapping[str, Any]) -> str:
+    return str(render_template(text, contexts))
 
 
 def _template(path: str) -> str:

@@ -23,6 +23,11 @@ Event types (past tense; ``run`` is set on run events):
     RunSucceeded         outputs
     RunFailed            error, step
     RunCompensated, RunNeedsAttention (reason), RunCancelRequested, RunCancelled
+    GateOpened           gate, path, message, show, timeout_at, on_timeout
+    GateDecided          gate, decision (approved | rejected), comment, by
+    GateEscalated        gate (its timeout passed with on_timeout: escalate)
+    EscalationOpened     path, error_class, message, attempts, args
+    EscalationResolved   path, action (retry | skip | abort), outputs
 """
 
 from __future__ import annotations
@@ -63,6 +68,36 @@ class StepState:
 
 
 @dataclass
+class GateState:
+    gate: str
+    path: str
+    message: str = ""
+    show: Any = None
+    timeout_at: str | None = None
+    on_timeout: str = "reject"
+    opened_at: str = ""
+    opened_seq: int = 0
+    decision: str | None = None
+    comment: str | None = None
+    decided_at: str | None = None
+    by: str | None = None
+    escalated: bool = False
+
+
+@dataclass
+class EscalationState:
+    path: str
+    error_class: str = ""
+    message: str = ""
+    attempts: int = 0
+    args: Any = None
+    opened_at: str = ""
+    opened_seq: int = 0
+    action: str | None = None  # retry, skip, abort once the operator settled it
+    outputs: Any = None
+
+
+@dataclass
 class RunState:
     id: str
     playbook: str = ""
@@ -84,6 +119,33 @@ class RunState:
     error: dict[str, Any] | None = None
     cost_usd: float = 0.0
     last_seq: int = 0
+    gates: dict[str, GateState] = field(default_factory=dict)
+    escalations: dict[str, EscalationState] = field(default_factory=dict)
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Every open gate and escalation, oldest first (what ``aiosrun inbox`` lists)."""
+        items: list[dict[str, Any]] = []
+        for gate in self.gates.values():
+            if gate.decision is None:
+                items.append({"kind": "escalation" if gate.escalated else "gate",
+                              "via": "approve", "id": gate.gate, "step": gate.path,
+                              "message": gate.message, "show": gate.show,
+                              "timeout_at": gate.timeout_at, "since": gate.opened_at,
+                              "seq": gate.opened_seq})
+        for escalation in self.escalations.values():
+            if escalation.action is None:
+                items.append({"kind": "escalation", "via": "resolve", "id": escalation.path,
+                              "step": escalation.path, "message": escalation.message,
+                              "error_class": escalation.error_class,
+                              "attempts": escalation.attempts, "args": escalation.args,
+                              "inputs": self.inputs, "since": escalation.opened_at,
+                              "seq": escalation.opened_seq})
+        return sorted(items, key=lambda item: item["seq"])
+
+    def waiting_for(self) -> dict[str, Any] | None:
+        """What the run waits for (DESIGN §7 ``waiting``), or None."""
+        pending = self.pending()
+        return pending[0] if pending else None
 
     @property
     def finished(self) -> bool:
@@ -130,6 +192,30 @@ def apply_run(state: RunState, record: Record) -> RunState:
         state.finished_at = record.ts
     elif kind == "RunCancelRequested":
         state.cancel_requested = True
+    elif kind == "GateOpened":
+        state.gates[data["gate"]] = GateState(
+            data["gate"], data["path"], data.get("message", ""), data.get("show"),
+            data.get("timeout_at"), data.get("on_timeout", "reject"), record.ts, record.seq)
+        state.status = "waiting"
+    elif kind == "GateDecided":
+        gate = state.gates.get(data["gate"])
+        if gate is not None:
+            gate.decision, gate.comment = data["decision"], data.get("comment")
+            gate.decided_at, gate.by = record.ts, data.get("by")
+        state.status = "running"
+    elif kind == "GateEscalated":
+        if data["gate"] in state.gates:
+            state.gates[data["gate"]].escalated = True
+    elif kind == "EscalationOpened":
+        state.escalations[data["path"]] = EscalationState(
+            data["path"], data.get("error_class", ""), data.get("message", ""),
+            int(data.get("attempts", 0)), data.get("args"), record.ts, record.seq)
+        state.status = "waiting"
+    elif kind == "EscalationResolved":
+        escalation = state.escalations.get(data["path"])
+        if escalation is not None:
+            escalation.action, escalation.outputs = data["action"], data.get("outputs")
+        state.status = "running"
     elif kind == "RunCancelled":
         state.status, state.compensating, state.finished_at = "cancelled", False, record.ts
     return state
@@ -204,7 +290,8 @@ class WorkspaceState:
 
 _RUN_END = {"RunSucceeded": "succeeded", "RunFailed": "failed", "RunCompensated": "compensated",
             "RunNeedsAttention": "needs_attention", "RunCancelled": "cancelled",
-            "RunCompensating": "failed"}
+            "RunCompensating": "failed", "GateOpened": "waiting", "EscalationOpened": "waiting",
+            "GateDecided": "running", "EscalationResolved": "running"}
 
 
 def apply_workspace(state: WorkspaceState, record: Record) -> WorkspaceState:
@@ -247,10 +334,12 @@ def save_snapshot(path: Path, state: RunState | WorkspaceState) -> None:
 def load_run_snapshot(path: Path) -> RunState | None:
     try:
         raw = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
+        steps = {p: StepState(**s) for p, s in raw.pop("steps").items()}
+        gates = {g: GateState(**s) for g, s in raw.pop("gates", {}).items()}
+        escalations = {e: EscalationState(**s) for e, s in raw.pop("escalations", {}).items()}
+        return RunState(**raw, steps=steps, gates=gates, escalations=escalations)
+    except (OSError, ValueError, TypeError, KeyError):
         return None  # a missing or unreadable snapshot only costs a longer replay
-    steps = {p: StepState(**s) for p, s in raw.pop("steps").items()}
-    return RunState(**raw, steps=steps)
 
 
 def load_workspace_snapshot(path: Path) -> WorkspaceState | None:

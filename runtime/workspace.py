@@ -45,6 +45,10 @@ class Settings:
     def env_allow(self) -> list[str]:
         return list(self.data.get("env", {}).get("allow", []))
 
+    @property
+    def require_approval(self) -> list[str]:
+        return list(self.data.get("policy", {}).get("require_approval", []))
+
     def adapter(self, name: str) -> dict[str, Any]:
         return dict(self.data.get("adapters", {}).get(name, {}))
 

@@ -13,7 +13,7 @@ import pytest
 from .conftest import Runner
 
 COMMANDS = ["validate", "fmt", "schema", "eval", "apply", "run", "resume", "runs", "status",
-            "timeline", "replay", "cancel", "doctor"]
+            "timeline", "replay", "cancel", "doctor", "approve", "reject", "resolve", "inbox"]
 GOOD = """apiVersion: aiosrun/v1
 kind: Playbook
 name: hello
