@@ -40,6 +40,7 @@ from aiosrun.dsl.render import render, render_template
 from aiosrun.dsl.values import truthy
 from jsonschema import Draft202012Validator
 
+from . import clock
 from .eventlog import NewEvent, Record
 from .state import RunState, apply_run
 from .workspace import Workspace
@@ -353,22 +354,19 @@ class Runner:
             shown = render(show, contexts) if isinstance(show, ir.VALUE_TYPES) else show
             timeout_at = None
             if timeout_ms is not None:
-                due = dt.datetime.now(dt.UTC) + dt.timedelta(milliseconds=timeout_ms)
-                timeout_at = due.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                timeout_at = clock.stamp(clock.now() + dt.timedelta(milliseconds=timeout_ms))
             self.record("GateOpened", gate=gate_id, path=path, message=str(rendered),
                         show=shown, timeout_at=timeout_at, on_timeout=on_timeout)
             raise Suspended
-        if gate.decision is None and gate.timeout_at is not None and not gate.escalated:
-            due = dt.datetime.strptime(gate.timeout_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-                tzinfo=dt.UTC)
-            if dt.datetime.now(dt.UTC) >= due:
-                if gate.on_timeout == "escalate":
-                    self.record("GateEscalated", gate=gate_id)
-                else:
-                    decision = "approved" if gate.on_timeout == "approve" else "rejected"
-                    self.record("GateDecided", gate=gate_id, decision=decision,
-                                comment=f"no decision within the timeout ({gate.on_timeout})",
-                                by="timeout")
+        due = gate.timeout_at is not None and clock.now() >= clock.parse(gate.timeout_at)
+        if gate.decision is None and due and not gate.escalated:
+            if gate.on_timeout == "escalate":
+                self.record("GateEscalated", gate=gate_id)
+            else:
+                decision = "approved" if gate.on_timeout == "approve" else "rejected"
+                self.record("GateDecided", gate=gate_id, decision=decision,
+                            comment=f"no decision within the timeout ({gate.on_timeout})",
+                            by="timeout")
         if gate.decision is None:
             raise Suspended
         if gate.decision != "approved":
@@ -379,8 +377,7 @@ class Runner:
 
     async def sleep_until(self, at: str, delay: float) -> None:
         """Finish a retry delay that a crash interrupted, measured on the wall clock."""
-        started = dt.datetime.strptime(at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
-        remaining = (started - dt.datetime.now(dt.UTC)).total_seconds() + delay
+        remaining = (clock.parse(at) - clock.now()).total_seconds() + delay
         if remaining > 0:
             await trio.sleep(remaining)
 
