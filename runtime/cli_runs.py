@@ -379,8 +379,8 @@ def _decide(obj: Context, run_id: str, gate: str | None, decision: str, comment:
         if chosen is None or chosen.decision is not None:
             names = ", ".join(g.gate for g in open_gates) or "none"
             fail(f"run {run_id} has no open gate '{gate}' (open: {names})")
-        record = ws.log.append(NewEvent("GateDecided", {
-            "gate": gate, "decision": decision, "comment": comment, "by": "operator"},
+        record = ws.log.append(NewEvent("GateDecided", ws.masker.data({
+            "gate": gate, "decision": decision, "comment": comment, "by": "operator"}),
             run=run_id))
         apply_run(state, record)
         continue_run(ws, state, fmt)
@@ -447,8 +447,8 @@ def resolve(obj: Context, run_id: str, step: str, action: str | None,
             pending = [e.path for e in state.escalations.values() if e.action is None]
             fail(f"run {run_id} has no open escalation for step '{step}' "
                  f"(open: {', '.join(pending) or 'none'})")
-        record = ws.log.append(NewEvent("EscalationResolved", {
-            "path": step, "action": action, "outputs": outputs}, run=run_id))
+        record = ws.log.append(NewEvent("EscalationResolved", ws.masker.data({
+            "path": step, "action": action, "outputs": outputs}), run=run_id))
         apply_run(state, record)
         continue_run(ws, state, fmt)
 

@@ -137,7 +137,8 @@ class Runner:
     # ---- recording ------------------------------------------------------------
 
     def record(self, kind: str, **data: Any) -> Record:
-        record = self.ws.log.append(NewEvent(kind, data, run=self.state.id))
+        masked = self.ws.masker.data(data)  # secrets never reach the log
+        record = self.ws.log.append(NewEvent(kind, masked, run=self.state.id))
         apply_run(self.state, record)
         if self.on_record is not None:
             self.on_record(record, self.state)
@@ -427,7 +428,7 @@ class Runner:
         ctx = CallContext(
             idempotency_key=key, run_id=self.state.id, step_id=step.id, step_path=path,
             attempt=attempt, workspace=self.ws.root, state_dir=self.ws.state_dir,
-            settings=self.ws.settings.adapter(adapter.name),
+            settings=self.ws.settings.adapter(adapter.name), secrets=self.ws.secrets,
         )
         return dict(await adapter.call(action_name, args, ctx))
 
@@ -564,7 +565,7 @@ class Runner:
                     "version": self.playbook.digest[:12], "attempt": 1},
             "event": self.state.trigger or {},
             "vars": self.ws.settings.vars,
-            "secrets": {},
+            "secrets": self.ws.secrets,
             "env": env,
         }
         if frame.item is not None:
@@ -621,9 +622,10 @@ def start_or_load(workspace: Workspace, name: str, inputs: Mapping[str, Any] | N
     checked = check_inputs(playbook, dict(inputs or {}))
     state = RunState(run_id or new_run_id())
     record = workspace.log.append(NewEvent(
-        "RunStarted", {"playbook": playbook.name, "digest": playbook.digest, "inputs": checked,
-                       "parent": parent[0] if parent else None,
-                       "parent_step": parent[1] if parent else None, "trigger": trigger},
+        "RunStarted", workspace.masker.data({
+            "playbook": playbook.name, "digest": playbook.digest, "inputs": checked,
+            "parent": parent[0] if parent else None,
+            "parent_step": parent[1] if parent else None, "trigger": trigger}),
         run=state.id))
     apply_run(state, record)
     return playbook, state

@@ -85,6 +85,10 @@ class Workspace:
                             group_window=window / 1000,
                             segment_bytes=log.get("segment_bytes", 64 * 1024 * 1024)).open()
         self.registry = Registry.discover()
+        from .secrets import Masker, load_secrets
+
+        self.secrets = load_secrets(root, self.settings.data)
+        self.masker = Masker(self.secrets)
 
     def close(self) -> None:
         self.log.close()
