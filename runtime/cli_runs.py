@@ -181,6 +181,40 @@ class Progress:
         self.console.print(line, soft_wrap=True)
 
 
+def serve_running(ws: Any) -> bool:
+    """Whether `aiosrun serve` holds the workspace (then it dispatches events and timers)."""
+    import fcntl
+    import os
+
+    path = ws.state_dir / "serve.lock"
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def dispatch_events(ws: Any, fmt: str) -> list[Any]:
+    """Dispatch what runs emitted, here, unless serve is running (then serve does it)."""
+    import trio
+
+    from .events import dispatch
+
+    if serve_running(ws) or not ws.workspace_state().pending_events:
+        return []
+    started = trio.run(dispatch, ws, Progress(quiet=fmt == "json"))
+    if fmt != "json":
+        for state in started:
+            click.echo(f"event: run {state.id} ({state.playbook}): {state.status}", err=True)
+    return started
+
+
 def execute(ws: Any, playbook: Any, state: Any, fmt: str) -> None:
     import trio
 
@@ -194,6 +228,7 @@ def execute(ws: Any, playbook: Any, state: Any, fmt: str) -> None:
         final = trio.run(Runner(ws, playbook, state, progress).execute)
     finally:
         lease.release()
+    dispatch_events(ws, fmt)
     ws.save_workspace_snapshot()
     report(final, fmt)
     sys.exit(EXIT.get(final.status, 1))
@@ -320,13 +355,20 @@ def resume(obj: Context, run_id: str | None, all_runs: bool, fmt: str) -> None:
         state = ws.workspace_state()
         if run_id is not None and run_id not in state.runs:
             fail(f"no run '{run_id}'")
-        ids = [run_id] if run_id else [r.id for r in state.runs.values()
-                                       if r.parent is None and r.status in ("running", "failed")]
+        ids = [run_id] if run_id else [
+            r.id for r in state.runs.values()
+            if r.parent is None and r.status in ("running", "failed", "waiting")]
         results = []
+        from . import clock
+        from .events import due_timers
+
+        now = clock.now()
         for rid in ids:
             run_state = ws.run_state(rid)
-            if run_state.finished:
-                results.append(run_state)
+            if run_state.finished or (all_runs and run_state.status == "waiting"
+                                      and not due_timers(run_state, now)):
+                if not all_runs:
+                    results.append(run_state)
                 continue
             lease = Lease(ws.state_dir / "runs", rid)
             if not lease.try_acquire():
@@ -338,6 +380,7 @@ def resume(obj: Context, run_id: str | None, all_runs: bool, fmt: str) -> None:
                 results.append(trio.run(runner.execute))
             finally:
                 lease.release()
+        results += dispatch_events(ws, fmt)
         ws.save_workspace_snapshot()
         if all_runs:
             if fmt == "json":
@@ -479,6 +522,81 @@ def inbox(obj: Context, fmt: str) -> None:
                    f"{waiting['kind']} {waiting['id']}: {waiting['message']}")
         for line in settle_hint(summary.id, waiting):
             click.echo(f"    {line}")
+
+
+@cli.command("emit")
+@click.argument("event")
+@click.option("--data", "data_text", metavar="JSON|@FILE", help="The payload: JSON, or @file.")
+@FORMAT
+@click.pass_obj
+def emit_command(obj: Context, event: str, data_text: str | None, fmt: str) -> None:
+    """Record an event; wake the runs waiting for it and start the playbooks it triggers."""
+    import re
+
+    from .events import emit
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", event):
+        raise click.BadParameter("an event name is dot-separated words, such as "
+                                 "customer.signed_up", param_hint="EVENT")
+    data: Any = None
+    if data_text is not None:
+        raw = data_text
+        if data_text.startswith("@"):
+            try:
+                raw = Path(data_text[1:]).read_text("utf-8")
+            except OSError as exc:
+                fail(f"cannot read {data_text[1:]}: {exc.strerror or exc}")
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            fail(f"--data is not JSON: {exc}")
+    ws = open_workspace(obj)
+    with ws:
+        record = emit(ws, event, data, {"cli": True})
+        if serve_running(ws):
+            click.echo(f"event {event} recorded (seq {record.seq}); serve dispatches it",
+                       err=True)
+            return
+        runs_started = dispatch_events(ws, fmt)
+        ws.save_workspace_snapshot()
+    if fmt == "json":
+        click.echo(json.dumps({"seq": record.seq, "runs": [run_object(s) for s in runs_started]},
+                              indent=2, ensure_ascii=False))
+    elif not runs_started:
+        click.echo(f"event {event} recorded (seq {record.seq}); nothing was waiting for it")
+    statuses = {s.status for s in runs_started}
+    sys.exit(1 if statuses - {"succeeded", "waiting"} else 3 if "waiting" in statuses else 0)
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Process what is due now, then exit (cron, tests).")
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.05, 3600),
+              help="Seconds between checks.")
+@click.pass_obj
+def serve(obj: Context, once: bool, interval: float) -> None:
+    """Run schedules, event triggers and timers, and resume crashed runs, until stopped.
+
+    Its log lines go to stderr. SIGINT or SIGTERM stop it cleanly: runs in flight stop at
+    the next step and stay resumable.
+    """
+    import datetime as dt
+
+    import trio
+
+    from .serve import Server
+
+    def say(message: str) -> None:
+        moment = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        click.echo(f"{moment} {message}", err=True)
+
+    ws = open_workspace(obj)
+    with ws:
+        server = Server(ws, say, interval)
+        if server.lock() is None:
+            fail("another `aiosrun serve` is already running for this workspace")
+        say(f"serving {ws.root}" + (" once" if once else f" every {interval:g}s"))
+        trio.run(server.run, once)
+        say("stopped")
 
 
 @cli.command()

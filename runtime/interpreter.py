@@ -131,6 +131,7 @@ class Runner:
         self.steps_by_template = {_template(s.path): s for s in playbook.walk()}
         self._last_cancel_check = 0.0
         self.suspended = False
+        self.should_stop: Callable[[], bool] = lambda: False  # serve's shutdown
         self.approval_patterns = (tuple(workspace.settings.require_approval)
                                   + playbook.policy.require_approval)
 
@@ -205,6 +206,9 @@ class Runner:
 
     async def run_steps(self, steps: tuple[ir.Step, ...], frame: Frame) -> None:
         for step in steps:
+            if self.should_stop():
+                self.suspended = True  # stop at a step boundary: the run stays resumable
+                return
             if self.suspended or self.cancel_requested():
                 return
             await self.run_step(step, frame)
@@ -281,6 +285,8 @@ class Runner:
         retry = step.retry
         container = isinstance(step.body, (ir.Parallel, ir.Foreach, ir.Call))
         while True:
+            if self.blocked(step, path):
+                raise Suspended  # still waiting: nothing new to record
             escalation = self.state.escalations.get(path)
             if escalation is not None and not resumed:
                 if escalation.action is None:
@@ -343,6 +349,66 @@ class Runner:
         self.record("EscalationOpened", path=path, error_class=error.error_class,
                     message=message, attempts=attempt, args=args)
         raise Suspended
+
+    def blocked(self, step: ir.Step, path: str) -> bool:
+        """Whether the step still waits for the operator, an event or a timer."""
+        now = clock.now()
+        for gate_id in (path, f"{path}#approval"):
+            gate = self.state.gates.get(gate_id)
+            if gate is not None and gate.decision is None:
+                due = gate.timeout_at is not None and now >= clock.parse(gate.timeout_at)
+                return gate.escalated or not due
+        wait = self.state.waits.get(path)
+        if wait is not None and wait.satisfied is None:
+            due = wait.due_at is not None and now >= clock.parse(wait.due_at)
+            timed_out = wait.timeout_at is not None and now >= clock.parse(wait.timeout_at)
+            return not (due or timed_out)
+        return False
+
+    async def wait(self, body: ir.Wait, path: str, frame: Frame) -> Any:
+        """A durable wait for an event (woken by the dispatcher), a duration or a time."""
+        wait = self.state.waits.get(path)
+        if wait is None:
+            now = clock.now()
+            due_at = None
+            if body.duration_ms is not None:
+                due_at = clock.stamp(now + dt.timedelta(milliseconds=body.duration_ms))
+            elif body.until is not None:
+                until = str(render(body.until, self.contexts(frame)))
+                try:
+                    moment = dt.datetime.fromisoformat(until.replace("Z", "+00:00"))
+                except ValueError:
+                    raise PermanentError(f"wait until: '{until}' is not an RFC 3339 time") \
+                        from None
+                due_at = clock.stamp(moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC))
+            timeout_at = None
+            if body.timeout_ms is not None:
+                timeout_at = clock.stamp(now + dt.timedelta(milliseconds=body.timeout_ms))
+            self.record("WaitOpened", path=path, event=body.event, due_at=due_at,
+                        timeout_at=timeout_at)
+            wait = self.state.waits[path]
+        if wait.satisfied is not None:
+            return wait.satisfied
+        now = clock.now()
+        if wait.due_at is not None and now >= clock.parse(wait.due_at):
+            self.record("WaitSatisfied", path=path, by="timer", event=None, data=None,
+                        seq=None)
+            return self.state.waits[path].satisfied
+        if wait.timeout_at is not None and now >= clock.parse(wait.timeout_at):
+            raise StepTimeout(f"no '{wait.event}' event arrived before {wait.timeout_at}")
+        raise Suspended
+
+    def emit(self, body: ir.Emit, path: str, frame: Frame) -> Any:
+        """Append an event for the dispatcher, once per run and step (a resume re-uses it)."""
+        key = f"{self.state.id}:{path}"
+        seen = self.ws.workspace_state().event_keys.get(key)
+        if seen is not None:
+            return {"event": body.event, "seq": seen}
+        data = render(body.data, self.contexts(frame))
+        record = self.ws.log.append(NewEvent("EventEmitted", self.ws.masker.data({
+            "event": body.event, "data": data, "key": key,
+            "source": {"run": self.state.id, "step": path}}), cause=self.state.last_seq))
+        return {"event": body.event, "seq": record.seq}
 
     async def gate(self, gate_id: str, path: str, message: Any, show: Any,
                    timeout_ms: int | None, on_timeout: str, frame: Frame) -> dict[str, Any]:
@@ -411,6 +477,10 @@ class Runner:
         if isinstance(body, ir.Gate):
             return await self.gate(path, path, body.message, body.show, body.timeout_ms,
                                    body.on_timeout, frame)
+        if isinstance(body, ir.Wait):
+            return await self.wait(body, path, frame)
+        if isinstance(body, ir.Emit):
+            return self.emit(body, path, frame)
         kind = type(body).__name__.lower()
         raise PermanentError(f"'{kind}' steps are not executed by this version of aiosrun yet")
 

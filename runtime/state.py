@@ -28,6 +28,11 @@ Event types (past tense; ``run`` is set on run events):
     GateEscalated        gate (its timeout passed with on_timeout: escalate)
     EscalationOpened     path, error_class, message, attempts, args
     EscalationResolved   path, action (retry | skip | abort), outputs
+    WaitOpened           path, event, due_at, timeout_at
+    WaitSatisfied        path, by (event | timer), event, data, seq
+    EventEmitted         event, data, key, source   (workspace level: no run)
+    EventDispatched      seq, started, woke
+    EventRejected        seq, playbook, error   (a triggered run's inputs did not fit)
 """
 
 from __future__ import annotations
@@ -98,6 +103,16 @@ class EscalationState:
 
 
 @dataclass
+class WaitState:
+    path: str
+    event: str | None = None
+    due_at: str | None = None
+    timeout_at: str | None = None
+    opened_seq: int = 0
+    satisfied: dict[str, Any] | None = None
+
+
+@dataclass
 class RunState:
     id: str
     playbook: str = ""
@@ -121,6 +136,7 @@ class RunState:
     last_seq: int = 0
     gates: dict[str, GateState] = field(default_factory=dict)
     escalations: dict[str, EscalationState] = field(default_factory=dict)
+    waits: dict[str, WaitState] = field(default_factory=dict)
 
     def pending(self) -> list[dict[str, Any]]:
         """Every open gate and escalation, oldest first (what ``aiosrun inbox`` lists)."""
@@ -140,6 +156,14 @@ class RunState:
                               "attempts": escalation.attempts, "args": escalation.args,
                               "inputs": self.inputs, "since": escalation.opened_at,
                               "seq": escalation.opened_seq})
+        for wait in self.waits.values():
+            if wait.satisfied is None:
+                what = f"event '{wait.event}'" if wait.event else f"until {wait.due_at}"
+                items.append({"kind": "wait", "via": "event" if wait.event else "timer",
+                              "id": wait.path, "step": wait.path, "message": f"waiting for {what}",
+                              "event": wait.event, "due_at": wait.due_at,
+                              "timeout_at": wait.timeout_at, "since": "",
+                              "seq": wait.opened_seq})
         return sorted(items, key=lambda item: item["seq"])
 
     def waiting_for(self) -> dict[str, Any] | None:
@@ -206,6 +230,17 @@ def apply_run(state: RunState, record: Record) -> RunState:
     elif kind == "GateEscalated":
         if data["gate"] in state.gates:
             state.gates[data["gate"]].escalated = True
+    elif kind == "WaitOpened":
+        state.waits[data["path"]] = WaitState(data["path"], data.get("event"),
+                                              data.get("due_at"), data.get("timeout_at"),
+                                              record.seq)
+        state.status = "waiting"
+    elif kind == "WaitSatisfied":
+        wait = state.waits.get(data["path"])
+        if wait is not None:
+            wait.satisfied = {"event": data.get("event"), "data": data.get("data"),
+                              "seq": data.get("seq"), "by": data.get("by")}
+        state.status = "running"
     elif kind == "EscalationOpened":
         state.escalations[data["path"]] = EscalationState(
             data["path"], data.get("error_class", ""), data.get("message", ""),
@@ -286,12 +321,15 @@ class WorkspaceState:
     versions: dict[str, Version] = field(default_factory=dict)  # digest -> version
     runs: dict[str, RunSummary] = field(default_factory=dict)
     last_seq: int = 0
+    pending_events: dict[int, dict[str, Any]] = field(default_factory=dict)  # seq -> event
+    event_keys: dict[str, int] = field(default_factory=dict)  # emit key -> seq
 
 
 _RUN_END = {"RunSucceeded": "succeeded", "RunFailed": "failed", "RunCompensated": "compensated",
             "RunNeedsAttention": "needs_attention", "RunCancelled": "cancelled",
             "RunCompensating": "failed", "GateOpened": "waiting", "EscalationOpened": "waiting",
-            "GateDecided": "running", "EscalationResolved": "running"}
+            "GateDecided": "running", "EscalationResolved": "running",
+            "WaitOpened": "waiting", "WaitSatisfied": "running"}
 
 
 def apply_workspace(state: WorkspaceState, record: Record) -> WorkspaceState:
@@ -308,6 +346,13 @@ def apply_workspace(state: WorkspaceState, record: Record) -> WorkspaceState:
     elif record.type == "RunStarted" and record.run is not None:
         state.runs[record.run] = RunSummary(record.run, data["playbook"], "running", record.ts,
                                             data.get("parent"))
+    elif record.type == "EventEmitted":
+        state.pending_events[record.seq] = {"event": data["event"], "data": data.get("data"),
+                                            "seq": record.seq, "ts": record.ts}
+        if data.get("key"):
+            state.event_keys[data["key"]] = record.seq
+    elif record.type == "EventDispatched":
+        state.pending_events.pop(int(data["seq"]), None)
     elif record.type in _RUN_END and record.run in state.runs:
         state.runs[record.run].status = _RUN_END[record.type]
     return state
@@ -337,7 +382,8 @@ def load_run_snapshot(path: Path) -> RunState | None:
         steps = {p: StepState(**s) for p, s in raw.pop("steps").items()}
         gates = {g: GateState(**s) for g, s in raw.pop("gates", {}).items()}
         escalations = {e: EscalationState(**s) for e, s in raw.pop("escalations", {}).items()}
-        return RunState(**raw, steps=steps, gates=gates, escalations=escalations)
+        waits = {w: WaitState(**s) for w, s in raw.pop("waits", {}).items()}
+        return RunState(**raw, steps=steps, gates=gates, escalations=escalations, waits=waits)
     except (OSError, ValueError, TypeError, KeyError):
         return None  # a missing or unreadable snapshot only costs a longer replay
 
@@ -350,6 +396,8 @@ def load_workspace_snapshot(path: Path) -> WorkspaceState | None:
             versions={d: Version(**v) for d, v in raw["versions"].items()},
             runs={r: RunSummary(**s) for r, s in raw["runs"].items()},
             last_seq=raw["last_seq"],
+            pending_events={int(k): v for k, v in raw.get("pending_events", {}).items()},
+            event_keys=raw.get("event_keys", {}),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None

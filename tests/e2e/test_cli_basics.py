@@ -13,7 +13,8 @@ import pytest
 from .conftest import Runner
 
 COMMANDS = ["validate", "fmt", "schema", "eval", "apply", "run", "resume", "runs", "status",
-            "timeline", "replay", "cancel", "doctor", "approve", "reject", "resolve", "inbox"]
+            "timeline", "replay", "cancel", "doctor", "approve", "reject", "resolve", "inbox",
+            "emit", "serve"]
 GOOD = """apiVersion: aiosrun/v1
 kind: Playbook
 name: hello

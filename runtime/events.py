@@ -1,0 +1,168 @@
+"""Dispatching events: waking the runs that wait for them and starting triggered playbooks.
+
+Each ``EventEmitted`` record is dispatched once: matching ``wait:`` steps are satisfied
+(``WaitSatisfied``), applied playbooks whose ``on: event`` (and ``if``) match are started with
+the run id ``ev<seq>-<playbook>``, and ``EventDispatched`` closes it. A crash in between is
+harmless: a satisfied wait is not satisfied twice, and starting a run whose id exists only
+loads it, so every event starts each playbook once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aiosrun.adapters.base import AdapterError
+from aiosrun.dsl import ir
+from aiosrun.dsl.errors import ExpressionError
+from aiosrun.dsl.ir_codec import decode_playbook
+from aiosrun.dsl.render import render
+from aiosrun.dsl.values import truthy
+
+from .eventlog import NewEvent, Record
+from .interpreter import Frame, OnRecord, Runner, start_or_load
+from .state import RunState, apply_run
+from .workspace import Workspace
+
+MAX_ROUNDS = 1000  # events that trigger events: a bound, not a loop forever
+
+
+def emit(ws: Workspace, name: str, data: Any, source: Mapping[str, Any]) -> Record:
+    return ws.log.append(NewEvent("EventEmitted", ws.masker.data(
+        {"event": name, "data": data, "source": dict(source)})))
+
+
+def event_context(event: Mapping[str, Any]) -> dict[str, Any]:
+    data = event.get("data")
+    context = dict(data) if isinstance(data, Mapping) else {"data": data}
+    context.setdefault("name", event["event"])
+    return context
+
+
+async def dispatch(ws: Workspace, on_record: OnRecord | None = None,
+                   should_stop: Callable[[], bool] = lambda: False) -> list[RunState]:
+    """Dispatch every pending event (and those the woken runs emit); returns the runs that
+    were started or continued, in their final state. ``should_stop`` is serve's shutdown:
+    runs stop at the next step boundary, and no further event is taken."""
+    touched: dict[str, RunState] = {}
+    for _ in range(MAX_ROUNDS):
+        if should_stop():
+            break
+        pending = ws.workspace_state().pending_events
+        if not pending:
+            break
+        seq = min(pending)
+        event = pending[seq]
+        started: list[str] = []
+        woke: list[str] = []
+        for run_id, playbook, state in _waiting_runs(ws, event):
+            woke.append(run_id)
+            touched[run_id] = await _execute(ws, playbook, state, on_record, should_stop)
+        for name, playbook in _triggered(ws, event):
+            run_id = f"ev{seq}-{name}"
+            data = event.get("data")
+            inputs = {k: v for k, v in (data.items() if isinstance(data, Mapping) else ())
+                      if k in playbook.inputs}
+            try:
+                loaded, state = start_or_load(ws, name, inputs, run_id=run_id,
+                                              trigger=event_context(event))
+            except AdapterError as exc:  # bad inputs: recorded on the event, nothing started
+                ws.log.append(NewEvent("EventRejected", {"seq": seq, "playbook": name,
+                                                         "error": str(exc)}, cause=seq))
+                continue
+            started.append(run_id)
+            touched[run_id] = await _execute(ws, loaded, state, on_record, should_stop)
+        ws.log.append(NewEvent("EventDispatched", {"seq": seq, "started": started,
+                                                   "woke": woke}, cause=seq))
+    return list(touched.values())
+
+
+def due_timers(state: RunState, now: Any) -> bool:
+    """Whether a waiting run has a gate or wait whose time has come."""
+    from . import clock
+
+    for gate in state.gates.values():
+        if gate.decision is None and not gate.escalated and gate.timeout_at \
+                and now >= clock.parse(gate.timeout_at):
+            return True
+    for wait in state.waits.values():
+        if wait.satisfied is None and any(
+                moment and now >= clock.parse(moment) for moment in (wait.due_at,
+                                                                     wait.timeout_at)):
+            return True
+    return False
+
+
+def _waiting_runs(ws: Workspace, event: Mapping[str, Any]) -> list[tuple[str, Any, RunState]]:
+    found = []
+    workspace_state = ws.workspace_state()
+    for summary in workspace_state.runs.values():
+        if summary.status != "waiting":
+            continue
+        state = ws.run_state(summary.id)
+        playbook = decode_playbook(workspace_state.versions[state.digest].ir)
+        for wait in state.waits.values():
+            if wait.satisfied is not None or wait.event != event["event"]:
+                continue
+            if not _matches(ws, playbook, state, wait.path, event):
+                continue
+            record = ws.log.append(NewEvent("WaitSatisfied", ws.masker.data({
+                "path": wait.path, "by": "event", "event": event["event"],
+                "data": event.get("data"), "seq": event["seq"]}), run=state.id,
+                cause=event["seq"]))
+            apply_run(state, record)
+            found.append((state.id, playbook, state))
+            break
+    return found
+
+
+def _matches(ws: Workspace, playbook: ir.Playbook, state: RunState, path: str,
+             event: Mapping[str, Any]) -> bool:
+    from .interpreter import _template
+
+    step = next((s for s in playbook.walk() if s.path == _template(path)), None)
+    if step is None or not isinstance(step.body, ir.Wait) or step.body.match is None:
+        return step is not None
+    frame = Frame("")
+    for done in state.completed:
+        if "/" not in done:
+            frame.see(state.steps[done].id, done, state.steps[done])
+    contexts = {**Runner(ws, playbook, state).contexts(frame), "event": event_context(event)}
+    try:
+        return truthy(render(step.body.match, contexts))
+    except ExpressionError:
+        return False
+
+
+def _triggered(ws: Workspace, event: Mapping[str, Any]) -> list[tuple[str, ir.Playbook]]:
+    state = ws.workspace_state()
+    found = []
+    for name, digest in sorted(state.current.items()):
+        playbook = decode_playbook(state.versions[digest].ir)
+        if event["event"] not in playbook.triggers.events:
+            continue
+        condition = playbook.triggers.condition
+        if condition is not None:
+            contexts = {"event": event_context(event), "vars": ws.settings.vars}
+            try:
+                if not truthy(render(condition, contexts)):
+                    continue
+            except ExpressionError:
+                continue
+        found.append((name, playbook))
+    return found
+
+
+async def _execute(ws: Workspace, playbook: ir.Playbook, state: RunState,
+                   on_record: OnRecord | None, should_stop: Callable[[], bool]) -> RunState:
+    from .interpreter import Lease
+
+    lease = Lease(ws.state_dir / "runs", state.id)
+    if not lease.try_acquire():
+        return state  # another process has it and will carry it on
+    try:
+        runner = Runner(ws, playbook, state, on_record)
+        runner.should_stop = should_stop
+        return await runner.execute()
+    finally:
+        lease.release()
