@@ -65,7 +65,7 @@ async def dispatch(ws: Workspace, on_record: OnRecord | None = None,
                       if k in playbook.inputs}
             try:
                 loaded, state = start_or_load(ws, name, inputs, run_id=run_id,
-                                              trigger=event_context(event))
+                                              trigger=event_context(event), cause=seq)
             except AdapterError as exc:  # bad inputs: recorded on the event, nothing started
                 ws.log.append(NewEvent("EventRejected", {"seq": seq, "playbook": name,
                                                          "error": str(exc)}, cause=seq))

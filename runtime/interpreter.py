@@ -567,7 +567,7 @@ class Runner:
         child_id = f"{self.state.id}.{flat}"
         inputs = render(body.args, self.contexts(frame))
         child = start_or_load(self.ws, body.playbook, inputs, run_id=child_id,
-                              parent=(self.state.id, path))
+                              parent=(self.state.id, path), cause=self.state.last_seq)
         state = await Runner(self.ws, child[0], child[1], self.on_record).execute()
         if state.status != "succeeded":
             raise PermanentError(f"child run {child_id} ended {state.status}")
@@ -672,7 +672,8 @@ def _where(value: ir.Value, exc: ExpressionError) -> str:
 
 def start_or_load(workspace: Workspace, name: str, inputs: Mapping[str, Any] | None, *,
                   run_id: str | None = None, parent: tuple[str, str] | None = None,
-                  version: Any = None, trigger: Any = None) -> tuple[ir.Playbook, RunState]:
+                  version: Any = None, trigger: Any = None,
+                  cause: int | None = None) -> tuple[ir.Playbook, RunState]:
     """The playbook version and state of a run, starting it (``RunStarted``) if it is new."""
     from .inputs import check_inputs
 
@@ -696,6 +697,6 @@ def start_or_load(workspace: Workspace, name: str, inputs: Mapping[str, Any] | N
             "playbook": playbook.name, "digest": playbook.digest, "inputs": checked,
             "parent": parent[0] if parent else None,
             "parent_step": parent[1] if parent else None, "trigger": trigger}),
-        run=state.id))
+        run=state.id, cause=cause))
     apply_run(state, record)
     return playbook, state

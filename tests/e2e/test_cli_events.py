@@ -183,3 +183,30 @@ def test_serve_stops_cleanly_on_sigterm(aiosrun: Runner, tmp_path: Path) -> None
     assert run["status"] == "running"  # stopped between steps, resumable
     done = aiosrun("resume", run["id"])
     assert done.returncode == 0 and "succeeded" in done.stdout
+
+
+def test_timeline_shows_causes_as_a_tree(aiosrun: Runner, tmp_path: Path) -> None:
+    parent = ("apiVersion: aiosrun/v1\nkind: Playbook\nname: parent\non: {event: go}\n"
+              "steps:\n  - id: ask\n    gate: {message: 'Go on?'}\n"
+              "  - id: sub\n    call: {playbook: child}\n")
+    child = ("apiVersion: aiosrun/v1\nkind: Playbook\nname: child\nsteps:\n"
+             "  - id: work\n    uses: debug.echo\n    with: {value: 1}\n")
+    workspace(tmp_path, parent=parent, child=child)
+    aiosrun("apply")
+    code, emitted = run_json(aiosrun, "emit", "go")
+    assert code == 3
+    run_id = emitted["runs"][0]["id"]
+    assert aiosrun("approve", run_id, "--comment", "yes").returncode == 0
+    tree = json.loads(aiosrun("timeline", run_id, "--format", "json").stdout)
+    assert tree["started_by"] == {"kind": "event", "event": "go", "seq": emitted["seq"]}
+    decided = next(r for r in tree["events"] if r["type"] == "GateDecided")
+    assert (decided["decision"], decided["by"], decided["comment"]) == ("approved", "operator",
+                                                                        "yes")
+    (sub,) = tree["children"]
+    assert sub["run"] == f"{run_id}.sub"
+    assert sub["started_by"]["kind"] == "call" and sub["started_by"]["step"] == "sub"
+    assert [r["type"] for r in sub["events"]][-1] == "RunSucceeded"
+    text = aiosrun("timeline", run_id).stdout
+    assert f"run {run_id} started by event go (seq {emitted['seq']})" in text
+    assert "GateDecided" in text and "approved by operator (yes)" in text
+    assert f"run {run_id}.sub started by {run_id} step sub" in text

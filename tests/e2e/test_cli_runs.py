@@ -150,7 +150,9 @@ def test_status_timeline_and_replay(aiosrun: Runner, tmp_path: Path) -> None:
     aiosrun("apply")
     run = json.loads(aiosrun("run", "hello", "-i", "who=Ed", "-i", "times=0", "--format",
                              "json").stdout)
-    timeline = json.loads(aiosrun("timeline", run["id"], "--format", "json").stdout)
+    tree = json.loads(aiosrun("timeline", run["id"], "--format", "json").stdout)
+    assert tree["started_by"] == {"kind": "operator"} and tree["children"] == []
+    timeline = tree["events"]
     kinds = [row["type"] for row in timeline]
     assert kinds[0] == "RunStarted" and kinds[-1] == "RunSucceeded"
     greet_done = next(row for row in timeline if row["type"] == "StepSucceeded")
