@@ -148,6 +148,9 @@ class _Checker:
         call = step.get("call")
         if isinstance(call, dict) and "with" in call:
             self.value(call["with"], (*p, "call", "with"), base)
+        escalate = step.get("escalate")
+        if isinstance(escalate, dict) and "message" in escalate:
+            self.value(escalate["message"], (*p, "escalate", "message"), base)
         compensate = step.get("compensate")
         if isinstance(compensate, dict):
             undo = _Place(base.contexts, info, self_visible=True)
