@@ -83,6 +83,7 @@ class CallContext:
     secrets: Mapping[str, str] = field(default_factory=dict)
     log: Callable[[str, Mapping[str, Any]], None] = lambda message, data: None
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+    emit: Callable[[str, Any, str], int] | None = None  # event, data, key -> seq
 
 
 class Adapter:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import trio
-
 from .base import ERROR_CLASSES, Action, Adapter, CallContext, RateLimited
 
 
@@ -33,6 +31,8 @@ class DebugAdapter(Adapter):
         if action == "echo":
             return {"value": args.get("value")}
         if action == "sleep":
+            import trio  # here, not at import: `aiosrun validate` loads adapters to check them
+
             await trio.sleep(float(args["seconds"]))
             return {"slept": args["seconds"]}
         if ctx.attempt <= int(args["times"]):

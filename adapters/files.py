@@ -10,15 +10,14 @@ the crash, so ``files.append`` never appends twice and never loses the line.
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
-import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from .base import Action, Adapter, CallContext, PermanentError
+from .effects import EffectsLedger
 
 _PATH = {"type": "string", "minLength": 1, "description": "Relative to the workspace."}
 
@@ -54,7 +53,7 @@ class FilesAdapter(Adapter):
         if action == "read_csv":
             rows = list(csv.DictReader(io.StringIO(_read_text(target, shown))))
             return {"rows": rows, "count": len(rows)}
-        with _Ledger(ctx.state_dir / "effects" / "files.jsonl") as ledger:
+        with EffectsLedger(ctx.state_dir / "effects" / "files.jsonl") as ledger:
             done = ledger.done(ctx.idempotency_key)
             if done is not None:
                 return done
@@ -100,7 +99,7 @@ def _read_text(target: Path, shown: str) -> str:
         raise PermanentError(f"cannot read '{shown}': {exc}") from None
 
 
-def _append(ledger: _Ledger, key: str, target: Path, shown: str, line: str) -> dict[str, Any]:
+def _append(ledger: EffectsLedger, key: str, target: Path, shown: str, line: str) -> dict[str, Any]:
     data = (line + "\n").encode("utf-8")
     target.parent.mkdir(parents=True, exist_ok=True)
     intent = ledger.intent(key)
@@ -127,54 +126,3 @@ def _append(ledger: _Ledger, key: str, target: Path, shown: str, line: str) -> d
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
-
-
-class _Ledger:
-    """Intent/done records per idempotency key, held under an exclusive lock while used."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.entries: dict[str, dict[str, Any]] = {}
-        self._fd: int | None = None
-
-    def __enter__(self) -> _Ledger:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        for entry in self._read():
-            current = self.entries.setdefault(entry["key"], {})
-            current.update(entry)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-
-    def _read(self) -> Iterator[dict[str, Any]]:
-        with open(self.path, "rb") as handle:
-            for line in handle:
-                if line.endswith(b"\n"):
-                    try:
-                        yield json.loads(line)
-                    except ValueError:
-                        continue  # a torn ledger line: the effect is re-checked, not lost
-
-    def done(self, key: str) -> dict[str, Any] | None:
-        entry = self.entries.get(key)
-        if entry and entry.get("state") == "done":
-            result: dict[str, Any] = entry["result"]
-            return result
-        return None
-
-    def intent(self, key: str) -> dict[str, Any] | None:
-        entry = self.entries.get(key)
-        return entry if entry and entry.get("state") == "intent" else None
-
-    def record(self, key: str, state: str, **fields: Any) -> None:
-        entry = {"key": key, "state": state, **fields}
-        assert self._fd is not None
-        os.write(self._fd, (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8"))
-        os.fsync(self._fd)
-        self.entries.setdefault(key, {}).update(entry)
-

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import ir
 from .check import check_playbook, check_workspace
+from .check_adapters import Catalog, check_actions
 from .compile import compile_playbook
 from .diagnostics import Diagnostic, sort_diagnostics
 from .errors import PlaybookError
@@ -50,7 +51,9 @@ def collect_files(paths: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]:
     return list(dict.fromkeys(files)), problems
 
 
-def validate_files(files: Iterable[Path], display_root: Path | None = None) -> ValidationResult:
+def validate_files(files: Iterable[Path], display_root: Path | None = None,
+                   catalog: Catalog | None = None) -> ValidationResult:
+    """``catalog`` (``ADAPTER.ACTION`` -> argument schema) also checks ``uses:`` steps."""
     result = ValidationResult()
     names: dict[str, Diagnostic] = {}
     for path in files:
@@ -65,6 +68,8 @@ def validate_files(files: Iterable[Path], display_root: Path | None = None) -> V
             result.diagnostics.extend(check_schema(doc, "workspace") + check_workspace(doc))
             continue
         problems = check_schema(doc, "playbook") + check_playbook(doc)
+        if catalog is not None:
+            problems += check_actions(doc, catalog)
         result.diagnostics.extend(problems)
         name = doc.data.get("name")
         if isinstance(name, str):
@@ -82,9 +87,11 @@ def validate_files(files: Iterable[Path], display_root: Path | None = None) -> V
     return result
 
 
-def validate_document(doc: Document) -> ir.Playbook:
+def validate_document(doc: Document, catalog: Catalog | None = None) -> ir.Playbook:
     """Check and compile one loaded playbook; raises :class:`PlaybookError`."""
     problems = check_schema(doc, "playbook") + check_playbook(doc)
+    if catalog is not None:
+        problems += check_actions(doc, catalog)
     if problems:
         raise PlaybookError(sort_diagnostics(problems))
     return compile_playbook(doc)

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Literal, NoReturn
+from typing import Any, Literal, NoReturn
 
 import click
 
@@ -28,6 +28,12 @@ class Context:
         from .workspace import find_workspace
 
         return find_workspace(Path.cwd(), self.workspace_override)
+
+    def catalog(self) -> dict[str, dict[str, object]]:
+        """The actions of the installed adapters and of the workspace's own, for validate."""
+        from .registry import Registry
+
+        return Registry.discover(self.workspace()).catalog()
 
     def default_paths(self) -> list[Path]:
         """The workspace's ``aios.yaml`` and ``playbooks/``, else the current folder."""
@@ -72,7 +78,7 @@ def validate(obj: Context, paths: tuple[Path, ...], fmt: str) -> None:
     from aiosrun.dsl.validate import collect_files, validate_files
 
     files, missing = collect_files(list(paths) or obj.default_paths())
-    result = validate_files(files, display_root=Path.cwd())
+    result = validate_files(files, display_root=Path.cwd(), catalog=obj.catalog())
     diagnostics = sorted(missing + result.diagnostics)
     if fmt == "json":
         click.echo(json.dumps([d.to_json() for d in diagnostics], indent=2))
@@ -130,6 +136,46 @@ def schema(name: Literal["playbook", "workspace"]) -> None:
     from aiosrun.dsl.schema import schema_text
 
     click.echo(schema_text(name), nl=False)
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format.")
+@click.pass_obj
+def adapters(obj: Context, name: str | None, fmt: str) -> None:
+    """List the adapters (built-in and the workspace's own) with their actions; with NAME,
+    one adapter's actions and argument schemas."""
+    from .registry import Registry
+
+    registry = Registry.discover(obj.workspace())
+    chosen = sorted(registry.adapters.items())
+    if name is not None:
+        if name not in registry.adapters:
+            fail(f"no adapter '{name}' (installed: {', '.join(sorted(registry.adapters))})")
+        chosen = [(name, registry.adapters[name])]
+    listing: dict[str, dict[str, Any]] = {
+        adapter_name: {"description": adapter.description, "actions": {
+            action_name: {"description": action.description, "args": dict(action.args),
+                          **({"compensation": f"{adapter_name}.{action.compensation}"}
+                             if action.compensation else {})}
+            for action_name, action in sorted(adapter.actions.items())}}
+        for adapter_name, adapter in chosen}
+    if fmt == "json":
+        click.echo(json.dumps(listing, indent=2))
+        return
+    for adapter_name, info in listing.items():
+        click.echo(f"{adapter_name}: {info['description']}")
+        for action_name, action in info["actions"].items():
+            args = action["args"].get("properties", {})
+            required = set(action["args"].get("required", []))
+            shown = ", ".join(f"{a}{'' if a in required else '?'}" for a in args)
+            undo = f"  (undone by {action['compensation']})" if "compensation" in action else ""
+            click.echo(f"  {adapter_name}.{action_name}({shown}){undo}")
+            click.echo(f"      {action['description']}")
+            if name is not None:
+                for line in json.dumps(action["args"], indent=2).splitlines():
+                    click.echo(f"      {line}")
 
 
 @cli.command("eval")

@@ -78,7 +78,7 @@ def apply(obj: Context, paths: tuple[Path, ...], dry_run: bool) -> None:
     with ws:
         whole = not paths
         files, missing = collect_files(list(paths) or [ws.root / "playbooks"])
-        result = validate_files(files, display_root=Path.cwd())
+        result = validate_files(files, display_root=Path.cwd(), catalog=ws.registry.catalog())
         problems = sorted(missing + result.diagnostics)
         for diagnostic in problems:
             click.echo(diagnostic.format())
@@ -313,7 +313,7 @@ def run(obj: Context, target: str, pairs: tuple[str, ...], inputs_file: Path | N
         path = Path(target)
         if path.suffix in (".yaml", ".yml") and path.is_file():
             try:
-                playbook = validate_document(load_file(path))
+                playbook = validate_document(load_file(path), ws.registry.catalog())
             except PlaybookError as exc:
                 click.echo(str(exc))
                 sys.exit(1)

@@ -399,16 +399,19 @@ class Runner:
         raise Suspended
 
     def emit(self, body: ir.Emit, path: str, frame: Frame) -> Any:
-        """Append an event for the dispatcher, once per run and step (a resume re-uses it)."""
-        key = f"{self.state.id}:{path}"
+        data = render(body.data, self.contexts(frame))
+        seq = self.emit_event(body.event, data, f"{self.state.id}:{path}", path)
+        return {"event": body.event, "seq": seq}
+
+    def emit_event(self, event: str, data: Any, key: str, path: str) -> int:
+        """Append an event for the dispatcher, once per key (a resume re-uses it)."""
         seen = self.ws.workspace_state().event_keys.get(key)
         if seen is not None:
-            return {"event": body.event, "seq": seen}
-        data = render(body.data, self.contexts(frame))
+            return int(seen)
         record = self.ws.log.append(NewEvent("EventEmitted", self.ws.masker.data({
-            "event": body.event, "data": data, "key": key,
+            "event": event, "data": data, "key": key,
             "source": {"run": self.state.id, "step": path}}), cause=self.state.last_seq))
-        return {"event": body.event, "seq": record.seq}
+        return record.seq
 
     async def gate(self, gate_id: str, path: str, message: Any, show: Any,
                    timeout_ms: int | None, on_timeout: str, frame: Frame) -> dict[str, Any]:
@@ -499,6 +502,7 @@ class Runner:
             idempotency_key=key, run_id=self.state.id, step_id=step.id, step_path=path,
             attempt=attempt, workspace=self.ws.root, state_dir=self.ws.state_dir,
             settings=self.ws.settings.adapter(adapter.name), secrets=self.ws.secrets,
+            emit=lambda event, data, key: self.emit_event(event, data, key, path),
         )
         return dict(await adapter.call(action_name, args, ctx))
 

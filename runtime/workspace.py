@@ -84,7 +84,7 @@ class Workspace:
         self.log = EventLog(self.state_dir / "log", fsync=log.get("fsync", "group"),
                             group_window=window / 1000,
                             segment_bytes=log.get("segment_bytes", 64 * 1024 * 1024)).open()
-        self.registry = Registry.discover()
+        self.registry = Registry.discover(root)
         from .secrets import Masker, load_secrets
 
         self.secrets = load_secrets(root, self.settings.data)
