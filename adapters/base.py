@@ -15,6 +15,7 @@ Adapters import nothing from the runtime but this module.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,15 @@ class CallContext:
     log: Callable[[str, Mapping[str, Any]], None] = lambda message, data: None
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     emit: Callable[[str, Any, str], int] | None = None  # event, data, key -> seq
+
+
+_SECRET_REF = re.compile(r"\$\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def resolve_secrets(value: Any, secrets: Mapping[str, str]) -> str:
+    """Settings may name secrets as ``${{ secrets.NAME }}`` (a password, a header): the real
+    value, for the adapter's use only."""
+    return _SECRET_REF.sub(lambda m: secrets.get(m.group(1), ""), str(value))
 
 
 class Adapter:

@@ -11,7 +11,6 @@ crash between handing the message over and recording it, it is sent again with t
 from __future__ import annotations
 
 import hashlib
-import re
 import smtplib
 import ssl
 from collections.abc import Mapping
@@ -19,11 +18,17 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any, ClassVar
 
-from .base import Action, Adapter, CallContext, PermanentError, TransientError
+from .base import (
+    Action,
+    Adapter,
+    CallContext,
+    PermanentError,
+    TransientError,
+    resolve_secrets,
+)
 from .effects import EffectsLedger
 
 _ADDRESSES = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
-_SECRET = re.compile(r"\$\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
 class EmailAdapter(Adapter):
@@ -82,9 +87,6 @@ def _join(addresses: Any) -> str:
     return ", ".join(addresses) if isinstance(addresses, list) else str(addresses)
 
 
-def _secret(value: Any, secrets: Mapping[str, str]) -> str:
-    return _SECRET.sub(lambda m: secrets.get(m.group(1), ""), str(value))
-
 
 def _login(client: smtplib.SMTP, user: str, password: str) -> None:
     """PLAIN when offered, so refused credentials fail at once (smtplib's fall-through to
@@ -113,8 +115,8 @@ def _deliver(smtp: dict[str, Any], secrets: Mapping[str, str], message: EmailMes
             if not smtp.get("ssl") and smtp.get("starttls", True):
                 client.starttls(context=ssl.create_default_context())
             if smtp.get("username"):
-                _login(client, _secret(smtp["username"], secrets),
-                       _secret(smtp.get("password", ""), secrets))
+                _login(client, resolve_secrets(smtp["username"], secrets),
+                       resolve_secrets(smtp.get("password", ""), secrets))
             client.send_message(message)
     except smtplib.SMTPAuthenticationError as exc:
         raise PermanentError(f"SMTP login refused by {host}: {exc.smtp_code}") from None

@@ -13,14 +13,19 @@ import datetime as dt
 import email.utils
 import fnmatch
 import json
-import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from .base import Action, Adapter, CallContext, PermanentError, RateLimited, TransientError
-
-_SECRET = re.compile(r"\$\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+from .base import (
+    Action,
+    Adapter,
+    CallContext,
+    PermanentError,
+    RateLimited,
+    TransientError,
+    resolve_secrets,
+)
 
 
 class HttpAdapter(Adapter):
@@ -46,10 +51,10 @@ class HttpAdapter(Adapter):
         if not host_allowed(url, allowed):
             raise PermanentError(f"{urlsplit(url).netloc} is not in adapters.http.allow_hosts "
                                  f"({', '.join(allowed) or 'empty: no host is allowed'})")
-        headers = {k: _secret(v, ctx.secrets)
+        headers = {k: resolve_secrets(v, ctx.secrets)
                    for k, v in dict(ctx.settings.get("headers", {})).items()}
         given = dict(args.get("headers", {}))
-        headers.update({k: _secret(v, ctx.secrets) for k, v in given.items()})
+        headers.update({k: resolve_secrets(v, ctx.secrets) for k, v in given.items()})
         headers["Idempotency-Key"] = ctx.idempotency_key
         timeout = float(args.get("timeout", _seconds(ctx.settings.get("timeout", "30s"))))
         request: dict[str, Any] = {"headers": headers}
@@ -110,7 +115,3 @@ def _seconds(duration: Any) -> float:
 
     ms = parse_duration(str(duration))
     return ms / 1000 if ms else 30.0
-
-
-def _secret(value: Any, secrets: Mapping[str, str]) -> str:
-    return _SECRET.sub(lambda m: secrets.get(m.group(1), ""), str(value))

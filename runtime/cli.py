@@ -221,7 +221,12 @@ def eval_command(expression: str, contexts_file: Path | None) -> None:
 
 def main() -> None:
     """Entry point: user errors never surface as tracebacks."""
-    from . import cli_runs  # noqa: F401  (registers the run commands on the group)
+    from . import (  # noqa: F401  (they register their commands on the group)
+        cli_events,
+        cli_operator,
+        cli_runs,
+        cli_timeline,
+    )
 
     try:
         cli.main(prog_name="aiosrun", standalone_mode=True)
