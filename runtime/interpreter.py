@@ -131,6 +131,7 @@ class Runner:
         self.steps_by_template = {_template(s.path): s for s in playbook.walk()}
         self._last_cancel_check = 0.0
         self.suspended = False
+        self._run_error: dict[str, Any] | None = None  # a failure of the run's own outputs
         self.should_stop: Callable[[], bool] = lambda: False  # serve's shutdown
         self.approval_patterns = (tuple(workspace.settings.require_approval)
                                   + playbook.policy.require_approval)
@@ -173,8 +174,6 @@ class Runner:
         self.ws.log.sync()
         self.ws.save_run_snapshot(self.state)
         return self.state
-
-    _run_error: dict[str, Any] | None = None
 
     async def fail_run(self) -> None:
         error = self._run_error or self.first_error()
