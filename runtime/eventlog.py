@@ -332,8 +332,7 @@ class EventLog:
             if segment not in known:
                 known.append(segment)
                 lines.append(f"{record.run} {segment} {record.seq}\n")
-        if self.last_seq - self._indexed_seq >= 1000 or (
-                self.last_seq // 1000 > (self.last_seq - len(records)) // 1000):
+        if self.last_seq // 1000 > (self.last_seq - len(records)) // 1000:
             lines.append(f"@ {self.last_seq}\n")  # bounds the re-index after a crash
         if lines:
             self._write_index(lines)

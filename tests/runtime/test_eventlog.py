@@ -171,3 +171,15 @@ def test_a_flipped_byte_is_never_read_silently(tmp_path_factory: pytest.TempPath
     # Only a damaged *last* line may disappear (treated as torn); the rest must be intact.
     assert [r.data["i"] for r in records] == list(range(len(records)))
     assert len(records) >= 5
+
+
+def test_index_watermarks_bound_the_reindex_after_a_crash(tmp_path: Path) -> None:
+    log = EventLog(tmp_path).open()
+    for i in range(0, 2500, 100):
+        log.append_many([NewEvent("Tested", {"i": j}, run="r") for j in range(i, i + 100)])
+    # no close(): as after a crash, only the watermarks written along the way exist
+    marks = [line for line in (tmp_path / "runs.idx").read_text().splitlines()
+             if line.startswith("@ ")]
+    assert marks == ["@ 1000", "@ 2000"]
+    reopened = EventLog(tmp_path).open()
+    assert reopened._indexed_seq == 2500 and reopened.runs() == ["r"]
