@@ -344,7 +344,6 @@ def run(obj: Context, target: str, pairs: tuple[str, ...], inputs_file: Path | N
 def resume(obj: Context, run_id: str | None, all_runs: bool, fmt: str) -> None:
     """Continue runs that a crash left behind; completed steps are not run again."""
     import trio
-    from aiosrun.dsl.ir_codec import decode_playbook
 
     from .interpreter import Lease, Runner
 
@@ -375,7 +374,7 @@ def resume(obj: Context, run_id: str | None, all_runs: bool, fmt: str) -> None:
                 click.echo(f"run {rid} is being executed by another process; skipped", err=True)
                 continue
             try:
-                playbook = decode_playbook(state.versions[run_state.digest].ir)
+                playbook = ws.playbook(run_state.digest)
                 runner = Runner(ws, playbook, run_state, Progress(quiet=fmt == "json"))
                 results.append(trio.run(runner.execute))
             finally:
@@ -398,9 +397,8 @@ def resume(obj: Context, run_id: str | None, all_runs: bool, fmt: str) -> None:
 
 def continue_run(ws: Any, state: Any, fmt: str) -> None:
     """Execute a run that a decision or resolution unblocked, in this command."""
-    from aiosrun.dsl.ir_codec import decode_playbook
 
-    playbook = decode_playbook(ws.workspace_state().versions[state.digest].ir)
+    playbook = ws.playbook(state.digest)
     execute(ws, playbook, state, fmt)
 
 
@@ -476,7 +474,6 @@ def replay(obj: Context, run_id: str, at_seq: int | None, fmt: str) -> None:
 def cancel(obj: Context, run_id: str) -> None:
     """Stop a run and undo its completed steps (compensation)."""
     import trio
-    from aiosrun.dsl.ir_codec import decode_playbook
 
     from .eventlog import NewEvent
     from .interpreter import Lease, Runner
@@ -495,7 +492,7 @@ def cancel(obj: Context, run_id: str) -> None:
                        "next step and compensates")
             return
         try:
-            playbook = decode_playbook(ws.workspace_state().versions[state.digest].ir)
+            playbook = ws.playbook(state.digest)
             runner = Runner(ws, playbook, state, Progress(quiet=False))
             final = trio.run(runner.execute)
         finally:

@@ -15,7 +15,6 @@ from typing import Any
 from aiosrun.adapters.base import AdapterError
 from aiosrun.dsl import ir
 from aiosrun.dsl.errors import ExpressionError
-from aiosrun.dsl.ir_codec import decode_playbook
 from aiosrun.dsl.render import render
 from aiosrun.dsl.values import truthy
 
@@ -100,7 +99,7 @@ def _waiting_runs(ws: Workspace, event: Mapping[str, Any]) -> list[tuple[str, An
         if summary.status != "waiting":
             continue
         state = ws.run_state(summary.id)
-        playbook = decode_playbook(workspace_state.versions[state.digest].ir)
+        playbook = ws.playbook(state.digest)
         for wait in state.waits.values():
             if wait.satisfied is not None or wait.event != event["event"]:
                 continue
@@ -138,7 +137,7 @@ def _triggered(ws: Workspace, event: Mapping[str, Any]) -> list[tuple[str, ir.Pl
     state = ws.workspace_state()
     found = []
     for name, digest in sorted(state.current.items()):
-        playbook = decode_playbook(state.versions[digest].ir)
+        playbook = ws.playbook(digest)
         if event["event"] not in playbook.triggers.events:
             continue
         condition = playbook.triggers.condition

@@ -35,7 +35,6 @@ from aiosrun.adapters.base import (
 )
 from aiosrun.dsl import ir
 from aiosrun.dsl.errors import ExpressionError
-from aiosrun.dsl.ir_codec import decode_playbook
 from aiosrun.dsl.render import render, render_template
 from aiosrun.dsl.values import truthy
 from jsonschema import Draft202012Validator
@@ -684,7 +683,7 @@ def start_or_load(workspace: Workspace, name: str, inputs: Mapping[str, Any] | N
         existing = workspace.run_state(run_id)
         if existing.playbook:
             ws_state = workspace.workspace_state()
-            playbook = decode_playbook(ws_state.versions[existing.digest].ir)
+            playbook = workspace.playbook(existing.digest, ws_state.versions[existing.digest].ir)
             return playbook, existing
     ws_state = workspace.workspace_state()
     if version is None:
@@ -692,7 +691,7 @@ def start_or_load(workspace: Workspace, name: str, inputs: Mapping[str, Any] | N
         if digest is None:
             raise PermanentError(f"no applied playbook named '{name}' (run `aiosrun apply`)")
         version = ws_state.versions[digest]
-    playbook = decode_playbook(version.ir)
+    playbook = workspace.playbook(version.digest, version.ir)
     checked = check_inputs(playbook, dict(inputs or {}))
     state = RunState(run_id or new_run_id())
     record = workspace.log.append(NewEvent(

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any
 
 import trio
-from aiosrun.dsl.ir_codec import decode_playbook
 
 from . import clock
 from .events import dispatch, due_timers
@@ -76,7 +75,7 @@ class Server:
             run = self.ws.run_state(summary.id)
             if run.finished or (run.status == "waiting" and not due_timers(run, now)):
                 continue
-            await self.execute(decode_playbook(state.versions[run.digest].ir), run, "resumed")
+            await self.execute(self.ws.playbook(run.digest), run, "resumed")
         if not self.stopping:
             for run in await dispatch(self.ws, should_stop=lambda: self.stopping):
                 self.say(f"event: run {run.id} ({run.playbook}) {run.status}")
@@ -90,7 +89,7 @@ class Server:
 
         state = self.ws.workspace_state()
         for name, digest in sorted(state.current.items()):
-            playbook = decode_playbook(state.versions[digest].ir)
+            playbook = self.ws.playbook(digest)
             for expression in playbook.triggers.schedules:
                 slot = croniter(expression, now).get_prev(dt.datetime)
                 if slot < self.started - dt.timedelta(seconds=self.interval):

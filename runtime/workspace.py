@@ -89,6 +89,7 @@ class Workspace:
 
         self.secrets = load_secrets(root, self.settings.data)
         self.masker = Masker(self.secrets)
+        self._playbooks: dict[str, Any] = {}
 
     def close(self) -> None:
         self.log.close()
@@ -114,6 +115,17 @@ class Workspace:
         from .state import save_snapshot
 
         save_snapshot(self.snapshots / "workspace.json", self.workspace_state())
+
+    def playbook(self, digest: str, encoded: Any = None) -> Any:
+        """The compiled playbook of a recorded version, decoded once per process."""
+        from aiosrun.dsl.ir_codec import decode_playbook
+
+        cached = self._playbooks.get(digest)
+        if cached is None:
+            if encoded is None:
+                encoded = self.workspace_state().versions[digest].ir
+            cached = self._playbooks[digest] = decode_playbook(encoded)
+        return cached
 
     def run_state(self, run_id: str, until_seq: int | None = None) -> Any:
         from .state import fold_run, load_run_snapshot
