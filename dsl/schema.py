@@ -165,24 +165,25 @@ def _one_of(doc: Document, error: ValidationError, name: SchemaName,
         return
     description = (error.schema.get("description", "") if isinstance(error.schema, Mapping)
                    else "")
-    expected = _branch_names(branches)
+    expected = _branch_names(branches, load_schema(name))
     hint = f" ({description})" if description and not expected else ""
     yield Diagnostic.at(doc.span(path), "type",
                         f"expected {expected or 'a different value'} for {where}, "
                         f"got {_show(instance)}{hint}")
 
 
-def _branch_names(branches: Iterable[Any]) -> str:
+def _branch_names(branches: Iterable[Any], root: Mapping[str, Any]) -> str:
     names: list[str] = []
     for branch in branches:
         if not isinstance(branch, dict):
             continue
+        ref = branch.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            branch = root["$defs"].get(ref.removeprefix("#/$defs/"), {})
         if "const" in branch:
             names.append(f"'{branch['const']}'")
         elif "type" in branch:
             names.append(_type_names(branch["type"]))
-        elif "$ref" in branch:
-            names.append("a mapping" if "trigger" in branch["$ref"] else "a string")
     return " or ".join(dict.fromkeys(names))
 
 
