@@ -162,7 +162,7 @@ class Progress:
         marks = {"StepSucceeded": "[green]✓[/]", "StepFailed": "[red]✗[/]",
                  "StepSkipped": "[dim]-[/]", "StepCancelled": "[yellow]⊘[/]",
                  "StepAttemptFailed": "[yellow]↻[/]", "CompensationSucceeded": "[cyan]↶[/]",
-                 "CompensationFailed": "[red]↶✗[/]"}
+                 "CompensationFailed": "[red]↶✗[/]", "ModelCalled": "[blue]⋯[/]"}
         mark = marks.get(record.type)
         if mark is None:
             return
@@ -176,6 +176,10 @@ class Progress:
             line += f" failed: {data['error_class']}: {data['message']}"
         elif record.type == "StepSkipped":
             line += " skipped"
+        elif record.type == "ModelCalled":
+            from .cli_timeline import describe_model_call
+
+            line += f" {describe_model_call(data)}"
         elif record.type.startswith("Compensation"):
             line += " compensated" if record.type.endswith("Succeeded") else " compensation failed"
         self.console.print(line, soft_wrap=True)
@@ -288,11 +292,17 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), de
               help="An input (JSON if it parses, else text); dots make nested keys.")
 @click.option("--inputs", "inputs_file", type=click.Path(path_type=Path, dir_okay=False),
               help="A JSON or YAML file of inputs.")
+@click.option("--record", "record_models", is_flag=True,
+              help="Record real model answers into the aliases' cassettes (for `replay`).")
 @FORMAT
 @click.pass_obj
 def run(obj: Context, target: str, pairs: tuple[str, ...], inputs_file: Path | None,
-        fmt: str) -> None:
+        record_models: bool, fmt: str) -> None:
     """Start a run of an applied playbook (NAME) or of a playbook file (FILE).
+
+    With --record, every real model call is also written to its alias's cassette, and a
+    `replay` alias with a base_url asks the endpoint for what its cassette lacks (the
+    environment variable AIOS_RECORD=1 does the same for any command that continues a run).
 
     Exit status: 0 succeeded, 3 waiting, 1 failed or compensated.
     """
@@ -308,6 +318,7 @@ def run(obj: Context, target: str, pairs: tuple[str, ...], inputs_file: Path | N
 
     inputs = parse_inputs(pairs, inputs_file)
     ws = open_workspace(obj)
+    ws.record_models = ws.record_models or record_models
     with ws:
         version = None
         path = Path(target)

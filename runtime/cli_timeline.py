@@ -55,7 +55,8 @@ def timeline_of(ws: Any, run_id: str, origin: Any = None) -> dict[str, Any]:
         row = {"seq": record.seq, "at": (at - start).total_seconds(), "type": record.type,
                "path": path, "duration": duration, "attempt": record.data.get("attempt"),
                "cause": record.cause}
-        for key in ("decision", "comment", "by", "error_class", "message", "action", "gate"):
+        for key in ("decision", "comment", "by", "error_class", "message", "action", "gate",
+                    *MODEL_FIELDS):
             if record.data.get(key) is not None:
                 row[key] = record.data[key]
         rows.append(row)
@@ -64,8 +65,28 @@ def timeline_of(ws: Any, run_id: str, origin: Any = None) -> dict[str, Any]:
     return {"run": run_id, "started_by": started_by, "events": rows, "children": children}
 
 
+MODEL_FIELDS = ("tier", "alias", "model", "input_tokens", "output_tokens", "cost_usd",
+                "latency_ms", "cached", "accepted", "error")
+
+
+def describe_model_call(data: dict[str, Any]) -> str:
+    """``tier 1 small (gpt-4o-mini): 812+95 tokens, $0.000179, 640 ms, not accepted``."""
+    text = (f"tier {data.get('tier')} {data.get('alias')} ({data.get('model')}): "
+            f"{data.get('input_tokens', 0)}+{data.get('output_tokens', 0)} tokens, "
+            f"${float(data.get('cost_usd') or 0):.6f}")
+    if data.get("cached"):
+        text += ", from the cache"
+    elif data.get("latency_ms") is not None:
+        text += f", {float(data['latency_ms']):.0f} ms"
+    if data.get("error"):
+        return text + f", failed: {data['error']}"
+    return text + (", accepted" if data.get("accepted") else ", not accepted")
+
+
 def _describe(row: dict[str, Any]) -> str:
     kind = row["type"]
+    if kind == "ModelCalled":
+        return f"+{row['at']:.3f}s ModelCalled {describe_model_call(row)}"
     text = f"+{row['at']:.3f}s {kind}"
     if row.get("path"):
         text += f" {row['path']}"
@@ -95,7 +116,7 @@ def _tree(node: dict[str, Any], into: Any) -> None:
     calls = {child["started_by"]["step"]: child for child in node["children"]}
     for row in node["events"]:
         path = row.get("path")
-        if path and row["type"].startswith("Step"):
+        if path and (row["type"].startswith("Step") or row["type"] == "ModelCalled"):
             if path not in steps:
                 steps[path] = branch.add(_describe(row))
                 if path in calls:
@@ -127,4 +148,7 @@ def timeline(obj: Context, run_id: str, fmt: str) -> None:
         return
     root = Tree("timeline")
     _tree(tree, root)
-    Console(highlight=False, soft_wrap=True).print(root)
+    import sys
+
+    width = None if sys.stdout.isatty() else 400  # a pipe or a file gets whole lines
+    Console(highlight=False, soft_wrap=True, width=width).print(root)

@@ -41,6 +41,7 @@ from jsonschema import Draft202012Validator
 
 from . import clock
 from .eventlog import NewEvent, Record
+from .llm_step import Models, run_llm
 from .state import RunState, apply_run
 from .workspace import Workspace
 
@@ -132,6 +133,7 @@ class Runner:
         self.suspended = False
         self._run_error: dict[str, Any] | None = None  # a failure of the run's own outputs
         self.should_stop: Callable[[], bool] = lambda: False  # serve's shutdown
+        self.models = Models(workspace)
         self.approval_patterns = (tuple(workspace.settings.require_approval)
                                   + playbook.policy.require_approval)
 
@@ -482,8 +484,8 @@ class Runner:
             return await self.wait(body, path, frame)
         if isinstance(body, ir.Emit):
             return self.emit(body, path, frame)
-        kind = type(body).__name__.lower()
-        raise PermanentError(f"'{kind}' steps are not executed by this version of aiosrun yet")
+        assert isinstance(body, ir.Llm)
+        return await run_llm(self, body, frame, path, attempt)
 
     async def call_adapter(self, body: ir.Uses, frame: Frame, step: ir.Step, path: str,
                            attempt: int, key: str, *, policy: bool = True) -> Any:

@@ -33,6 +33,9 @@ Event types (past tense; ``run`` is set on run events):
     EventEmitted         event, data, key, source   (workspace level: no run)
     EventDispatched      seq, started, woke
     EventRejected        seq, playbook, error   (a triggered run's inputs did not fit)
+    ModelCalled          path, attempt, tier, alias, provider, model, input_tokens,
+                         output_tokens, cost_usd, latency_ms, cached, accepted, key, output,
+                         error (one call of an ``llm:`` step; the run's cost sums them)
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class StepState:
     continued: bool = False
     open_attempt: bool = False  # an attempt started and not yet ended: a crash interrupted it
     history: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[dict[str, Any]] = field(default_factory=list)  # ModelCalled of llm steps
 
     @property
     def outcome(self) -> str:
@@ -197,6 +201,12 @@ def apply_run(state: RunState, record: Record) -> RunState:
             step = state.steps[path] = StepState(path, data.get("id", path.rsplit("/", 1)[-1]))
             state.order.append(path)
         _apply_step(state, step, kind, data, record.ts)
+    elif kind == "ModelCalled":
+        state.cost_usd = round(state.cost_usd + float(data.get("cost_usd", 0)), 12)
+        step = state.steps.get(data["path"])
+        if step is not None:
+            step.calls.append({k: data.get(k) for k in ("attempt", "tier", "alias", "output",
+                                                        "accepted", "error", "cost_usd")})
     elif kind == "RunCompensating":
         state.compensating = True
         state.status = "failed"
@@ -323,6 +333,7 @@ class WorkspaceState:
     last_seq: int = 0
     pending_events: dict[int, dict[str, Any]] = field(default_factory=dict)  # seq -> event
     event_keys: dict[str, int] = field(default_factory=dict)  # emit key -> seq
+    spend: dict[str, float] = field(default_factory=dict)  # UTC day -> model spend in USD
 
 
 _RUN_END = {"RunSucceeded": "succeeded", "RunFailed": "failed", "RunCompensated": "compensated",
@@ -351,6 +362,9 @@ def apply_workspace(state: WorkspaceState, record: Record) -> WorkspaceState:
                                             "seq": record.seq, "ts": record.ts}
         if data.get("key"):
             state.event_keys[data["key"]] = record.seq
+    elif record.type == "ModelCalled":
+        day = record.ts[:10]
+        state.spend[day] = round(state.spend.get(day, 0.0) + float(data.get("cost_usd", 0)), 12)
     elif record.type == "EventDispatched":
         state.pending_events.pop(int(data["seq"]), None)
     elif record.type in _RUN_END and record.run in state.runs:
@@ -398,6 +412,7 @@ def load_workspace_snapshot(path: Path) -> WorkspaceState | None:
             last_seq=raw["last_seq"],
             pending_events={int(k): v for k, v in raw.get("pending_events", {}).items()},
             event_keys=raw.get("event_keys", {}),
+            spend=raw.get("spend", {}),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -8,6 +8,7 @@ snapshot plus the records after it.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,7 @@ class Workspace:
         self.secrets = load_secrets(root, self.settings.data)
         self.masker = Masker(self.secrets)
         self._playbooks: dict[str, Any] = {}
+        self.record_models = os.environ.get("AIOS_RECORD") == "1"  # `run --record`
 
     def close(self) -> None:
         self.log.close()

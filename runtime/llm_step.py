@@ -1,0 +1,222 @@
+"""``llm:`` steps: model tiers with ``accept``, the cache, cassettes, cost and budgets.
+
+Each tier is one model call, recorded as ``ModelCalled`` (tier, model, tokens, cost, latency,
+cached, accepted) before the next decision, with its answer: a run resumed after a crash
+reuses the calls its interrupted attempt already paid for instead of paying twice. Budgets
+are checked before a call against its worst case, never after the money is spent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiosrun.adapters.base import PermanentError
+from aiosrun.adapters.llm import (
+    DEFAULT_MAX_TOKENS,
+    BudgetExceeded,
+    Cassette,
+    InvalidAnswer,
+    ModelAnswer,
+    ModelCache,
+    ModelRequest,
+    ModelSpec,
+    Price,
+    Usage,
+    call_openai,
+    worst_case_cost,
+)
+from aiosrun.dsl import ir
+from aiosrun.dsl.render import render, render_template
+from aiosrun.dsl.values import truthy
+
+if TYPE_CHECKING:
+    from .interpreter import Frame, Runner
+    from .workspace import Workspace
+
+
+def model_spec(ws: Workspace, alias: str) -> ModelSpec:
+    """The workspace's model alias, its ``api_key`` secret reference resolved."""
+    from aiosrun.dsl.durations import parse_duration
+
+    models = ws.settings.data.get("models") or {}
+    raw = models.get(alias)
+    if raw is None:
+        known = ", ".join(sorted(models)) or "none"
+        raise PermanentError(f"unknown model alias '{alias}' (aios.yaml models: {known})")
+    api_key = raw.get("api_key")
+    if api_key is not None:
+        api_key = str(render_template(str(api_key), {"secrets": ws.secrets, "vars":
+                                                     ws.settings.vars}))
+    price = raw.get("price") or {}
+    cassette = Path(raw.get("cassette") or f"cassettes/{alias}.jsonl")
+    timeout = parse_duration(raw["timeout"]) if raw.get("timeout") else None
+    return ModelSpec(
+        alias=alias, provider=raw["provider"], model=raw["model"], base_url=raw.get("base_url"),
+        api_key=api_key, price=Price(float(price.get("input", 0)), float(price.get("output", 0))),
+        max_tokens=int(raw.get("max_tokens", DEFAULT_MAX_TOKENS)),
+        timeout_s=timeout / 1000 if timeout else 60.0,
+        cassette=cassette if cassette.is_absolute() else ws.root / cassette,
+        mode=raw.get("mode", "tools"))
+
+
+def default_alias(ws: Workspace) -> str:
+    models = ws.settings.data.get("models") or {}
+    if "default" in models or not models:
+        return "default"
+    return str(next(iter(models)))
+
+
+def tiers_of(body: ir.Llm, ws: Workspace) -> tuple[ir.Tier, ...]:
+    return body.tiers or (ir.Tier(default_alias(ws)),)
+
+
+class Models:
+    """The calls of one workspace: providers, cassettes (read once) and the cache."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.cache = ModelCache(ws.state_dir / "cache" / "models")
+        self.cassettes: dict[Path, Cassette] = {}
+
+    def cassette(self, spec: ModelSpec) -> Cassette:
+        assert spec.cassette is not None
+        found = self.cassettes.get(spec.cassette)
+        if found is None:
+            found = self.cassettes[spec.cassette] = Cassette(spec.cassette)
+        return found
+
+    async def call(self, spec: ModelSpec, request: ModelRequest) -> ModelAnswer:
+        recording = self.ws.record_models
+        if spec.provider == "replay":
+            cassette = self.cassette(spec)
+            answer = cassette.find(request)
+            if answer is not None:
+                return answer
+            if not (recording and spec.base_url):
+                raise PermanentError(
+                    f"model '{spec.alias}': no recorded answer for this request in "
+                    f"{_shown(spec.cassette, self.ws.root)} (key {request.key()[:12]}); "
+                    "record one with `aiosrun run --record` and a base_url for this alias")
+        answer = await call_openai(spec, request)
+        if recording:
+            self.cassette(spec).add(request, ModelAnswer(self.ws.masker.data(answer.output),
+                                                         answer.usage))
+        return answer
+
+
+async def run_llm(runner: Runner, body: ir.Llm, frame: Frame, path: str, attempt: int) -> Any:
+    """Try the tiers in order; the first accepted answer (or the last tier's) is the output."""
+    contexts = runner.contexts(frame)
+    prompt = _text(render(body.prompt, contexts))
+    messages: list[tuple[str, str]] = []
+    if body.system is not None:
+        messages.append(("system", _text(render(body.system, contexts))))
+    messages.append(("user", prompt))
+    schema = ir.thaw(body.output_schema) if body.output_schema is not None else None
+    models = runner.models
+    tiers = tiers_of(body, runner.ws)
+    earlier = {(c["attempt"], c["tier"]): c for c in runner.state.steps[path].calls}
+    output: Any = None
+    for number, tier in enumerate(tiers, 1):
+        spec = model_spec(runner.ws, tier.model)
+        request = ModelRequest(
+            model=spec.model, messages=tuple(messages), schema=schema,
+            max_tokens=tier.max_tokens or body.max_tokens or spec.max_tokens,
+            temperature=body.temperature, validation_retries=body.validation_retries)
+        last = number == len(tiers)
+        done = earlier.get((attempt, number))
+        if done is not None and not done.get("error"):
+            output = done["output"]  # paid for before a crash: not asked again
+            if last or done.get("accepted"):
+                return output
+            continue
+        output, accepted = await _one_call(runner, models, spec, request, body, tier, contexts,
+                                           path, attempt, number, last)
+        if accepted:
+            return output
+    return output
+
+
+async def _one_call(runner: Runner, models: Models, spec: ModelSpec, request: ModelRequest,
+                    body: ir.Llm, tier: ir.Tier, contexts: dict[str, Any], path: str,
+                    attempt: int, number: int, last: bool) -> tuple[Any, bool]:
+    key = request.key()
+    # recording fills cassettes, so it asks the model even when the cache knows the answer
+    cached = models.cache.get(key) if body.cache and not runner.ws.record_models else None
+    answer: ModelAnswer | None = cached
+    error: Exception | None = None
+    if answer is None:
+        check_budget(runner, spec, request)
+        try:
+            answer = await models.call(spec, request)
+        except InvalidAnswer as exc:
+            error, answer = exc, ModelAnswer(None, exc.usage)
+    cost = 0.0 if cached is not None else spec.price.cost(answer.usage)
+    accepted = error is None and (last or _accepts(tier, answer.output, contexts))
+    runner.record("ModelCalled", path=path, attempt=attempt, tier=number, alias=spec.alias,
+                  provider=spec.provider, model=spec.model,
+                  input_tokens=answer.usage.input_tokens,
+                  output_tokens=answer.usage.output_tokens, cost_usd=cost,
+                  latency_ms=answer.latency_ms, cached=cached is not None, accepted=accepted,
+                  key=key, output=answer.output,
+                  **({"error": str(error)} if error is not None else {}))
+    if error is not None:
+        raise error
+    if body.cache and cached is None:
+        models.cache.put(key, runner.ws.masker.data(answer.output))
+    return answer.output, accepted
+
+
+def _accepts(tier: ir.Tier, output: Any, contexts: dict[str, Any]) -> bool:
+    if tier.accept is None:
+        return True
+    return truthy(render(tier.accept, {**contexts, "output": output}))
+
+
+def check_budget(runner: Runner, spec: ModelSpec, request: ModelRequest) -> None:
+    """Refuse a call whose worst case could take the run or the workspace over budget."""
+    worst = worst_case_cost(spec, request)
+    if worst <= 0:
+        return
+    where = f"model '{spec.alias}': this call could cost up to ${worst:.4f}"
+    limit = runner.playbook.policy.budget_usd
+    spent = runner.state.cost_usd
+    if limit is not None and spent + worst > limit:
+        raise BudgetExceeded(f"{where}; the run has spent ${spent:.4f} of its "
+                             f"${limit:.4f} budget (policy.budget_usd)")
+    budget = (runner.ws.settings.data.get("policy") or {}).get("budget") or {}
+    if not budget:
+        return
+    spend = runner.ws.workspace_state().spend
+    today = dt.datetime.now(dt.UTC)
+    for name, period in (("daily_usd", f"{today:%Y-%m-%d}"), ("monthly_usd", f"{today:%Y-%m}")):
+        cap = budget.get(name)
+        if cap is None:
+            continue
+        used = sum(v for day, v in spend.items() if day.startswith(period))
+        if used + worst > cap:
+            raise BudgetExceeded(f"{where}; the workspace has spent ${used:.4f} of its "
+                                 f"${float(cap):.4f} {name.removesuffix('_usd')} budget "
+                                 "(aios.yaml policy.budget)")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _shown(path: Path | None, root: Path) -> str:
+    if path is None:
+        return "?"
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+__all__ = ["Models", "Usage", "model_spec", "run_llm", "tiers_of", "worst_case_cost"]

@@ -1,0 +1,124 @@
+"""A local server speaking the OpenAI chat-completions wire protocol, for tests and benchmarks.
+
+Only the remote paid service is replaced: openai, instructor and httpx run for real against
+it. A script decides each answer from the request: a status code (503, 429 with Retry-After)
+or an answer object, sent back as a tool call when the request offers tools, as JSON content
+when it asks for JSON, and as plain text otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    """What the server answers to one request."""
+
+    content: Any = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Script = Callable[[dict[str, Any]], Reply]
+
+
+def default_tokens(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: FakeOpenAI.Server
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        request = json.loads(self.rfile.read(length) or b"{}")
+        owner = self.server.owner
+        with owner.lock:
+            owner.requests.append({"path": self.path, "body": request,
+                                   "headers": dict(self.headers)})
+        if not self.path.endswith("/chat/completions"):
+            self._send(404, {"error": {"message": "not found"}})
+            return
+        reply = owner.script(request)
+        if reply.status != 200:
+            self._send(reply.status, {"error": {"message": f"status {reply.status}"}},
+                       reply.headers)
+            return
+        self._send(200, completion(request, reply))
+
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def completion(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    """A chat-completions response carrying ``reply.content`` the way the request asked."""
+    message: dict[str, Any] = {"role": "assistant", "content": None}
+    tools = request.get("tools")
+    if tools:
+        text = json.dumps(reply.content)
+        message["tool_calls"] = [{"id": "call_1", "type": "function", "function": {
+            "name": tools[0]["function"]["name"], "arguments": text}}]
+        finish = "tool_calls"
+    else:
+        text = reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
+        message["content"] = text
+        finish = "stop"
+    prompt = reply.prompt_tokens
+    if prompt is None:
+        prompt = default_tokens(json.dumps(request.get("messages", [])))
+    answer = reply.completion_tokens if reply.completion_tokens is not None \
+        else default_tokens(text)
+    return {"id": "chatcmpl-1", "object": "chat.completion", "created": 0,
+            "model": request.get("model", ""),
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": answer,
+                      "total_tokens": prompt + answer}}
+
+
+class FakeOpenAI:
+    """``with FakeOpenAI(script) as api:`` serves on ``api.base_url`` until the block ends."""
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 128
+        owner: FakeOpenAI
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        _Handler.disable_nagle_algorithm = True
+        self.server = self.Server(("127.0.0.1", 0), _Handler)
+        self.server.owner = self
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self) -> FakeOpenAI:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
