@@ -115,26 +115,38 @@ def worst_case_cost(spec: ModelSpec, request: ModelRequest) -> float:
     prompt = sum(estimate_tokens(content) for _, content in request.messages)
     if request.schema is not None:
         prompt += estimate_tokens(json.dumps(request.schema, default=_plain))
+    attempts = request.validation_retries + 1 if request.schema is not None else 1
+    return spec.price.cost(worst_case_usage(prompt, request.max_tokens, attempts))
+
+
+def worst_case_usage(prompt_tokens: int, max_tokens: int, attempts: int) -> Usage:
     total = Usage()
-    for attempt in range(request.validation_retries + 1 if request.schema is not None else 1):
-        grown = prompt + attempt * (request.max_tokens + RETRY_OVERHEAD_TOKENS)
-        total = Usage(total.input_tokens + grown, total.output_tokens + request.max_tokens)
-    return spec.price.cost(total)
+    for attempt in range(attempts):
+        grown = prompt_tokens + attempt * (max_tokens + RETRY_OVERHEAD_TOKENS)
+        total = Usage(total.input_tokens + grown, total.output_tokens + max_tokens)
+    return total
 
 
 # ---- providers ------------------------------------------------------------------------------
 
-async def call_openai(spec: ModelSpec, request: ModelRequest) -> ModelAnswer:
+def open_client(spec: ModelSpec) -> Any:
+    """An openai async client for the spec's endpoint (making one costs about 25 ms: callers
+    keep it for the run)."""
+    import openai
+
+    if not spec.base_url and spec.api_key is None:
+        raise PermanentError(f"model '{spec.alias}': no api_key (set it to a secret reference "
+                             "such as ${{ secrets.OPENAI_API_KEY }})")
+    return openai.AsyncOpenAI(base_url=spec.base_url, api_key=spec.api_key or "unused",
+                              max_retries=0, timeout=spec.timeout_s)
+
+
+async def call_openai(spec: ModelSpec, request: ModelRequest, client: Any) -> ModelAnswer:
     """One model call through instructor (structured) or openai (plain text)."""
     import instructor
     import openai
     from instructor.core import InstructorRetryException
 
-    if not spec.base_url and spec.model and spec.api_key is None:
-        raise PermanentError(f"model '{spec.alias}': no api_key (set it to a secret reference "
-                             "such as ${{ secrets.OPENAI_API_KEY }})")
-    client = openai.AsyncOpenAI(base_url=spec.base_url, api_key=spec.api_key or "unused",
-                                max_retries=0, timeout=spec.timeout_s)
     params: dict[str, Any] = {"model": spec.model, "messages": request.chat_messages(),
                               "max_tokens": request.max_tokens}
     if request.temperature is not None:
@@ -172,8 +184,6 @@ async def call_openai(spec: ModelSpec, request: ModelRequest) -> ModelAnswer:
                              f"{_api_message(exc)}") from None
     except (openai.APIConnectionError, openai.APITimeoutError) as exc:
         raise TransientError(f"model '{spec.alias}': {type(exc).__name__}: {exc}") from None
-    finally:
-        await client.close()
 
 
 def response_model(schema: Mapping[str, Any]) -> Any:

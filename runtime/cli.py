@@ -224,6 +224,7 @@ def main() -> None:
     from . import (  # noqa: F401  (they register their commands on the group)
         cli_events,
         cli_operator,
+        cli_plan,
         cli_runs,
         cli_timeline,
     )

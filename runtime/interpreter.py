@@ -150,6 +150,13 @@ class Runner:
     # ---- the run ------------------------------------------------------------
 
     async def execute(self) -> RunState:
+        try:
+            return await self._execute()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.models.aclose()
+
+    async def _execute(self) -> RunState:
         state = self.state
         if state.finished:
             return state

@@ -25,6 +25,7 @@ from aiosrun.adapters.llm import (
     Price,
     Usage,
     call_openai,
+    open_client,
     worst_case_cost,
 )
 from aiosrun.dsl import ir
@@ -38,17 +39,27 @@ if TYPE_CHECKING:
 
 def model_spec(ws: Workspace, alias: str) -> ModelSpec:
     """The workspace's model alias, its ``api_key`` secret reference resolved."""
-    from aiosrun.dsl.durations import parse_duration
+    raw = model_settings(ws.settings.data, alias)
+    api_key = raw.get("api_key")
+    if api_key is not None:
+        api_key = str(render_template(str(api_key), {"secrets": ws.secrets,
+                                                     "vars": ws.settings.vars}))
+    return spec_from(alias, raw, ws.root, api_key)
 
-    models = ws.settings.data.get("models") or {}
+
+def model_settings(settings: dict[str, Any], alias: str) -> dict[str, Any]:
+    models = settings.get("models") or {}
     raw = models.get(alias)
     if raw is None:
         known = ", ".join(sorted(models)) or "none"
         raise PermanentError(f"unknown model alias '{alias}' (aios.yaml models: {known})")
-    api_key = raw.get("api_key")
-    if api_key is not None:
-        api_key = str(render_template(str(api_key), {"secrets": ws.secrets, "vars":
-                                                     ws.settings.vars}))
+    return dict(raw)
+
+
+def spec_from(alias: str, raw: dict[str, Any], root: Path, api_key: str | None = None
+              ) -> ModelSpec:
+    from aiosrun.dsl.durations import parse_duration
+
     price = raw.get("price") or {}
     cassette = Path(raw.get("cassette") or f"cassettes/{alias}.jsonl")
     timeout = parse_duration(raw["timeout"]) if raw.get("timeout") else None
@@ -57,19 +68,19 @@ def model_spec(ws: Workspace, alias: str) -> ModelSpec:
         api_key=api_key, price=Price(float(price.get("input", 0)), float(price.get("output", 0))),
         max_tokens=int(raw.get("max_tokens", DEFAULT_MAX_TOKENS)),
         timeout_s=timeout / 1000 if timeout else 60.0,
-        cassette=cassette if cassette.is_absolute() else ws.root / cassette,
+        cassette=cassette if cassette.is_absolute() else root / cassette,
         mode=raw.get("mode", "tools"))
 
 
-def default_alias(ws: Workspace) -> str:
-    models = ws.settings.data.get("models") or {}
+def default_alias(settings: dict[str, Any]) -> str:
+    models = settings.get("models") or {}
     if "default" in models or not models:
         return "default"
     return str(next(iter(models)))
 
 
-def tiers_of(body: ir.Llm, ws: Workspace) -> tuple[ir.Tier, ...]:
-    return body.tiers or (ir.Tier(default_alias(ws)),)
+def tiers_of(body: ir.Llm, settings: dict[str, Any]) -> tuple[ir.Tier, ...]:
+    return body.tiers or (ir.Tier(default_alias(settings)),)
 
 
 class Models:
@@ -79,6 +90,12 @@ class Models:
         self.ws = ws
         self.cache = ModelCache(ws.state_dir / "cache" / "models")
         self.cassettes: dict[Path, Cassette] = {}
+        self.clients: dict[tuple[str | None, str | None, float], Any] = {}
+
+    async def aclose(self) -> None:
+        clients, self.clients = list(self.clients.values()), {}
+        for client in clients:
+            await client.close()
 
     def cassette(self, spec: ModelSpec) -> Cassette:
         assert spec.cassette is not None
@@ -99,7 +116,11 @@ class Models:
                     f"model '{spec.alias}': no recorded answer for this request in "
                     f"{_shown(spec.cassette, self.ws.root)} (key {request.key()[:12]}); "
                     "record one with `aiosrun run --record` and a base_url for this alias")
-        answer = await call_openai(spec, request)
+        where = (spec.base_url, spec.api_key, spec.timeout_s)
+        client = self.clients.get(where)
+        if client is None:
+            client = self.clients[where] = open_client(spec)
+        answer = await call_openai(spec, request, client)
         if recording:
             self.cassette(spec).add(request, ModelAnswer(self.ws.masker.data(answer.output),
                                                          answer.usage))
@@ -116,7 +137,7 @@ async def run_llm(runner: Runner, body: ir.Llm, frame: Frame, path: str, attempt
     messages.append(("user", prompt))
     schema = ir.thaw(body.output_schema) if body.output_schema is not None else None
     models = runner.models
-    tiers = tiers_of(body, runner.ws)
+    tiers = tiers_of(body, runner.ws.settings.data)
     earlier = {(c["attempt"], c["tier"]): c for c in runner.state.steps[path].calls}
     output: Any = None
     for number, tier in enumerate(tiers, 1):

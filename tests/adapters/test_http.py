@@ -22,6 +22,7 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 64
     seen: list[tuple[str, str, str | None]]
     flaky_left: int
+    limited_left: int
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -51,6 +52,9 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(503, {"error": "busy"})
         elif self.path == "/limited":
             self.answer(429, {"error": "slow down"}, {"Retry-After": "7"})
+        elif self.path == "/limited-once" and self.server.limited_left > 0:
+            self.server.limited_left -= 1
+            self.answer(429, {"error": "slow down"}, {"Retry-After": "1"})
         elif self.path == "/bad":
             self.answer(400, {"error": "no"})
         else:
@@ -60,7 +64,7 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[tuple[Server, int]]:
     httpd = Server(("127.0.0.1", 0), Handler)
-    httpd.seen, httpd.flaky_left = [], 1
+    httpd.seen, httpd.flaky_left, httpd.limited_left = [], 1, 1
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
@@ -112,3 +116,43 @@ def test_allow_list_refuses_before_connecting(tmp_path: Path,
     assert httpd.seen == []
     assert host_allowed("https://api.example.com/x", ["*.example.com"])
     assert not host_allowed("https://example.org/x", ["*.example.com"])
+
+
+def test_a_playbook_retries_a_flaky_invoice_api_with_one_key(tmp_path: Path,
+                                                             server: tuple[Server, int]) -> None:
+    """Through the runtime: 503 then 201 with the same Idempotency-Key, and a 429's
+    Retry-After waited for even though the step's own backoff is shorter."""
+    import json as json_module
+    import subprocess
+    import sys
+    import time
+
+    httpd, port = server
+    (tmp_path / "aios.yaml").write_text(
+        "apiVersion: aiosrun/v1\nkind: Workspace\n"
+        f"adapters:\n  http:\n    allow_hosts: ['127.0.0.1:{port}']\n")
+    (tmp_path / "invoice.yaml").write_text(f"""apiVersion: aiosrun/v1
+kind: Playbook
+name: invoice
+steps:
+  - id: create
+    uses: http.request
+    with: {{method: POST, url: "http://127.0.0.1:{port}/flaky", json: {{amount: 49}}}}
+    retry: {{max_attempts: 3, initial_delay: 10ms, jitter: none}}
+  - id: notify
+    uses: http.request
+    with: {{method: POST, url: "http://127.0.0.1:{port}/limited-once"}}
+    retry: {{max_attempts: 2, initial_delay: 10ms, jitter: none}}
+""")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "aiosrun.runtime", "run", "invoice.yaml",
+                           "--format", "json"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    waited = time.monotonic() - started
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = json_module.loads(done.stdout)
+    assert [(s["id"], s["attempts"], s["outputs"]["status"]) for s in run["steps"]] == [
+        ("create", 2, 201), ("notify", 2, 201)]
+    flaky = [key for path, key, _ in httpd.seen if path == "/flaky"]
+    assert len(flaky) == 2 and flaky[0] == flaky[1] and flaky[0].endswith(":create")
+    assert waited >= 1.0  # Retry-After: 1 beat the 10 ms backoff

@@ -46,7 +46,7 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         with owner.lock:
             owner.requests.append({"path": self.path, "body": request,
-                                   "headers": dict(self.headers)})
+                                   "headers": {k.lower(): v for k, v in self.headers.items()}})
         if not self.path.endswith("/chat/completions"):
             self._send(404, {"error": {"message": "not found"}})
             return

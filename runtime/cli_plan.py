@@ -1,0 +1,91 @@
+"""``aiosrun plan``: a playbook's steps, gates, model tiers and worst-case cost, before a run.
+
+Registered on the group in :mod:`cli`; heavy imports stay inside the command.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .cli import Context, cli, fail
+from .cli_runs import FORMAT
+
+
+@cli.command()
+@click.argument("target", metavar="PLAYBOOK")
+@FORMAT
+@click.pass_obj
+def plan(obj: Context, target: str, fmt: str) -> None:
+    """Show what one run of PLAYBOOK (an applied name or a file) would do: its steps, its
+    gates (policy approval gates included), its model tiers and the worst-case model cost."""
+    from aiosrun.dsl.errors import PlaybookError
+    from aiosrun.dsl.loader import load_file
+    from aiosrun.dsl.validate import validate_document
+
+    from .plan import plan_of
+    from .workspace import Settings, Workspace, load_settings
+
+    root = obj.workspace()
+    settings = load_settings(root) if root is not None else Settings()
+    path = Path(target)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        try:
+            playbook = validate_document(load_file(path), obj.catalog())
+        except PlaybookError as exc:
+            click.echo(str(exc))
+            sys.exit(1)
+    else:
+        if root is None:
+            fail(f"no playbook file '{target}' and no workspace to find it applied in")
+        with Workspace(root, settings) as ws:
+            digest = ws.workspace_state().current.get(target)
+            if digest is None:
+                fail(f"no playbook file or applied playbook named '{target}'")
+            playbook = ws.playbook(digest)
+    result = plan_of(playbook, settings.data, root or Path.cwd())
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    for line in render_plan(result):
+        click.echo(line)
+
+
+def render_plan(plan: dict[str, Any]) -> list[str]:
+    lines = [f"playbook {plan['playbook']} ({plan['version']})", "", "steps:"]
+    gated = {g["gate"].removesuffix("#approval") for g in plan["gates"] if g["kind"] == "policy"}
+    for step in plan["steps"]:
+        what = step.get("action") or step["kind"]
+        if step["kind"] == "llm":
+            what = f"llm  tiers: {' -> '.join(step['tiers'])}" + ("  (cached)" * step["cache"])
+        extra = "  [approval gate]" if step["path"] in gated else ""
+        if step.get("compensate"):
+            extra += f"  undo: {step['compensate']}"
+        lines.append(f"  {'  ' * step['depth']}{step['id']}: {what}{extra}")
+    lines += ["", "gates:"]
+    for gate in plan["gates"] or [{"gate": "(none)", "kind": "", "message": ""}]:
+        why = f" (policy: {gate['pattern']})" if gate["kind"] == "policy" else ""
+        lines.append(f"  {gate['gate']}{why}  {gate['message']}".rstrip())
+    lines += ["", "model calls (worst case):"]
+    for call in plan["models"] or [{"step": "(none)"}]:
+        if "error" in call:
+            lines.append(f"  {call['step']} tier {call['tier']}: {call['error']}")
+        elif "alias" in call:
+            lines.append(
+                f"  {call['step']} tier {call['tier']} {call['alias']} ({call['provider']} "
+                f"{call['model']}): {call['attempts']} attempt(s), <= {call['input_tokens']} in "
+                f"+ {call['output_tokens']} out tokens, <= ${call['worst_case_usd']:.6f}"
+                + ("  per foreach item" if call["per_item"] else ""))
+        else:
+            lines.append(f"  {call['step']}")
+    budget = plan["budget_usd"]
+    lines += ["", f"worst-case model cost of one run: ${plan['worst_case_usd']:.6f}"
+              + (f" (budget ${budget:.2f})" if budget is not None else "")]
+    if plan["worst_case_per_foreach_item_usd"]:
+        lines.append(f"  plus ${plan['worst_case_per_foreach_item_usd']:.6f} per foreach item")
+    lines.append(f"  assuming {plan['assumptions']}")
+    return lines
