@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from aiosrun.dsl.errors import AiosrunError
 
@@ -85,6 +85,18 @@ class CallContext:
     log: Callable[[str, Mapping[str, Any]], None] = lambda message, data: None
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     emit: Callable[[str, Any, str], int] | None = None  # event, data, key -> seq
+    memory: MemoryService | None = None  # the domains this playbook declared, nothing else
+
+
+class MemoryService(Protocol):
+    """The memory store as the runtime lends it to one run (blocking calls: adapters run
+    them in a worker thread)."""
+
+    def search(self, args: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def remember(self, args: Mapping[str, Any], key: str) -> dict[str, Any]: ...
+
+    def forget(self, args: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
 _SECRET_REF = re.compile(r"\$\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")

@@ -1,8 +1,8 @@
 """``memory``: the playbook's door to the hybrid memory store (search, remember, forget).
 
-The actions and their arguments are declared now, so playbooks validate against them; the
-store itself (Tantivy + usearch per domain) comes in a later version, and until then a call
-fails with a permanent error that says so.
+The runtime lends each run a :class:`~aiosrun.adapters.base.MemoryService` limited to the
+domains the playbook declares in ``memory:``; a call for another domain is a permanent
+error. The store's work (Tantivy, usearch, embedding) blocks, so it runs in a worker thread.
 """
 
 from __future__ import annotations
@@ -10,10 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import trio
+
 from .base import Action, Adapter, CallContext, PermanentError
 
 _DOMAIN = {"type": "string", "pattern": "^[a-z][a-z0-9_-]*$"}
 _LAYER = {"enum": ["working", "episodic", "knowledge"]}
+_HIT = {"type": "object", "properties": {
+    "id": {"type": "string"}, "text": {"type": "string"}, "score": {"type": "number"},
+    "domain": {"type": "string"}, "layer": {"type": "string"}, "metadata": {"type": "object"},
+    "found_by": {"type": "array", "items": {"enum": ["bm25", "vector"]}}}}
 
 
 class MemoryAdapter(Adapter):
@@ -25,17 +31,28 @@ class MemoryAdapter(Adapter):
             "properties": {"domain": _DOMAIN, "query": {"type": "string"}, "layer": _LAYER,
                            "k": {"type": "integer", "minimum": 1, "maximum": 100},
                            "mode": {"enum": ["hybrid", "bm25", "vector"]},
-                           "filters": {"type": "object"}}}),
-        "remember": Action("Stores an item.", {
+                           "filters": {"type": "object"}}},
+            {"type": "object", "properties": {"hits": {"type": "array", "items": _HIT}}}),
+        "remember": Action("Stores an item (an upsert by id; without an id, one is derived "
+                           "from the step's idempotency key, so a retry stores it once).", {
             "type": "object", "required": ["domain", "text"], "additionalProperties": False,
-            "properties": {"domain": _DOMAIN, "text": {"type": "string"}, "layer": _LAYER,
-                           "id": {"type": "string"}, "metadata": {"type": "object"}}}),
-        "forget": Action("Removes an item from every index, for good.", {
+            "properties": {"domain": _DOMAIN, "text": {"type": "string", "minLength": 1},
+                           "layer": _LAYER, "id": {"type": "string", "minLength": 1},
+                           "metadata": {"type": "object"}}},
+            {"type": "object", "properties": {"id": {"type": "string"}}}),
+        "forget": Action("Removes an item from every index and the journal, for good.", {
             "type": "object", "required": ["domain", "id"], "additionalProperties": False,
-            "properties": {"domain": _DOMAIN, "id": {"type": "string"}}}),
+            "properties": {"domain": _DOMAIN, "id": {"type": "string"}}},
+            {"type": "object", "properties": {"forgotten": {"type": "integer"}}}),
     }
 
     async def call(self, action: str, args: Mapping[str, Any],
                    ctx: CallContext) -> Mapping[str, Any]:
-        raise PermanentError(f"memory.{action}: the memory store is not part of this version "
-                             "of aiosrun yet")
+        memory = ctx.memory
+        if memory is None:
+            raise PermanentError(f"memory.{action}: no memory store in this context")
+        if action == "search":
+            return await trio.to_thread.run_sync(memory.search, args)
+        if action == "remember":
+            return await trio.to_thread.run_sync(memory.remember, args, ctx.idempotency_key)
+        return await trio.to_thread.run_sync(memory.forget, args)

@@ -134,6 +134,7 @@ class Runner:
         self._run_error: dict[str, Any] | None = None  # a failure of the run's own outputs
         self.should_stop: Callable[[], bool] = lambda: False  # serve's shutdown
         self.models = Models(workspace)
+        self._memory_access: Any = None
         self.approval_patterns = (tuple(workspace.settings.require_approval)
                                   + playbook.policy.require_approval)
 
@@ -155,6 +156,14 @@ class Runner:
         finally:
             with trio.CancelScope(shield=True):
                 await self.models.aclose()
+            if self.state.finished and self.playbook.memory and \
+                    (self.ws.state_dir / "memory").is_dir():
+                await trio.to_thread.run_sync(self.drop_working_memory)
+
+    def drop_working_memory(self) -> None:
+        """Working memory lives for one run."""
+        with contextlib.suppress(Exception):  # memory upkeep never changes a run's outcome
+            self.ws.memory().drop_working(self.state.id, self.playbook.memory)
 
     async def _execute(self) -> RunState:
         state = self.state
@@ -510,8 +519,16 @@ class Runner:
             attempt=attempt, workspace=self.ws.root, state_dir=self.ws.state_dir,
             settings=self.ws.settings.adapter(adapter.name), secrets=self.ws.secrets,
             emit=lambda event, data, key: self.emit_event(event, data, key, path),
+            memory=self.memory_access() if adapter.name == "memory" else None,
         )
         return dict(await adapter.call(action_name, args, ctx))
+
+    def memory_access(self) -> Any:
+        from .memory import PlaybookMemory
+
+        if self._memory_access is None:
+            self._memory_access = PlaybookMemory(self.ws, self.playbook.memory, self.state.id)
+        return self._memory_access
 
     async def parallel(self, body: ir.Parallel, frame: Frame, path: str) -> Any:
         child_frame = frame.child(f"{path}/")

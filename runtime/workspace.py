@@ -92,6 +92,16 @@ class Workspace:
         self.masker = Masker(self.secrets)
         self._playbooks: dict[str, Any] = {}
         self.record_models = os.environ.get("AIOS_RECORD") == "1"  # `run --record`
+        self._memory: Any = None
+
+    def memory(self) -> Any:
+        """The memory store, opened (and caught up with episodes and knowledge) on first use:
+        tantivy, usearch and numpy are imported only by the commands that need them."""
+        if self._memory is None:
+            from .memory import open_store
+
+            self._memory = open_store(self)
+        return self._memory
 
     def close(self) -> None:
         self.log.close()

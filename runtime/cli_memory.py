@@ -1,0 +1,244 @@
+"""``aiosrun memory``: add, search, eval, forget, stats and rebuild the workspace's memory.
+
+Registered on the group in :mod:`cli`; tantivy, usearch and numpy are imported inside the
+commands.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .cli import Context, cli, fail
+from .cli_runs import FORMAT, open_workspace
+
+LAYER = click.Choice(["working", "episodic", "knowledge"])
+MODE = click.Choice(["hybrid", "bm25", "vector"])
+
+
+@cli.group()
+def memory() -> None:
+    """The hybrid memory store (Tantivy BM25 + usearch vectors, per domain)."""
+
+
+def _store(ws: Any) -> Any:
+    from .memory import MemoryRequestError
+
+    try:
+        return ws.memory()
+    except (MemoryRequestError, RuntimeError) as exc:
+        fail(str(exc))
+
+
+def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Lines of a JSONL file; a bad line is a positioned error, never a traceback."""
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        fail(f"{path}: {exc.strerror}")
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError as exc:
+            fail(f"{path}:{number}:{getattr(exc, 'colno', 1)}: not JSON: {exc}")
+        if not isinstance(value, dict):
+            fail(f"{path}:{number}:1: expected a JSON object")
+        yield number, value
+
+
+@memory.command()
+@click.argument("text", required=False)
+@click.option("--file", "items_file", type=click.Path(path_type=Path, dir_okay=False),
+              help='A JSONL file, one item per line: {"id"?, "text", "domain"?, "layer"?, '
+                   '"metadata"?}.')
+@click.option("--domain", "-d", default=None, help="Domain (default: the first one).")
+@click.option("--layer", "-l", type=LAYER, default="knowledge", show_default=True)
+@click.option("--id", "item_id", help="The item's id (default: derived from its text).")
+@click.option("--metadata", help="A JSON object of metadata.")
+@click.pass_obj
+def add(obj: Context, text: str | None, items_file: Path | None, domain: str | None,
+        layer: str, item_id: str | None, metadata: str | None) -> None:
+    """Remember TEXT, or every item of --file (in one batch)."""
+    from .memory import MemoryRequestError, new_item
+
+    if (text is None) == (items_file is None):
+        fail("give either TEXT or --file ITEMS.jsonl", 2)
+    ws = open_workspace(obj)
+    with ws:
+        store = _store(ws)
+        default_domain = domain or store.domains[0]
+        items = []
+        if text is not None:
+            meta = _json_object(metadata, "--metadata")
+            items.append(new_item(text, default_domain, layer, item_id, meta, source="cli"))
+        else:
+            assert items_file is not None
+            for number, entry in _jsonl(items_file):
+                if not isinstance(entry.get("text"), str) or not entry["text"]:
+                    fail(f"{items_file}:{number}:1: expected a non-empty \"text\"")
+                meta = entry.get("metadata") or {}
+                if not isinstance(meta, dict):
+                    fail(f"{items_file}:{number}:1: \"metadata\" must be an object")
+                items.append(new_item(entry["text"], entry.get("domain") or default_domain,
+                                      entry.get("layer") or layer, entry.get("id"), meta,
+                                      source=f"file:{items_file.name}"))
+        try:
+            ids = store.remember(items)
+        except MemoryRequestError as exc:
+            fail(str(exc))
+    click.echo(ids[0] if len(ids) == 1 else f"{len(ids)} items remembered")
+
+
+def _json_object(text: str | None, option: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        fail(f"{option}: not JSON: {exc}")
+    if not isinstance(value, dict):
+        fail(f"{option}: expected a JSON object")
+    return value
+
+
+@memory.command()
+@click.argument("query", required=False)
+@click.option("--batch", "batch_file", type=click.Path(path_type=Path, dir_okay=False),
+              help='A JSONL file, one query per line: {"query", "domain"?, "k"?, "mode"?}.')
+@click.option("--domain", "-d", help="Only this domain (default: all).")
+@click.option("--layer", "-l", type=LAYER, help="Only this layer.")
+@click.option("--mode", "-m", type=MODE, default="hybrid", show_default=True)
+@click.option("--k", "-k", "k", type=click.IntRange(1, 1000), default=5, show_default=True)
+@click.option("--where", "where", help="Metadata filters as a JSON object.")
+@FORMAT
+@click.pass_obj
+def search(obj: Context, query: str | None, batch_file: Path | None, domain: str | None,
+           layer: str | None, mode: str, k: int, where: str | None, fmt: str) -> None:
+    """Search the memory: BM25, vectors, or both fused (hybrid)."""
+    from .memory import MemoryRequestError
+
+    if (query is None) == (batch_file is None):
+        fail("give either QUERY or --batch QUERIES.jsonl", 2)
+    filters = _json_object(where, "--where")
+    ws = open_workspace(obj)
+    with ws:
+        store = _store(ws)
+        try:
+            if batch_file is not None:
+                for number, line in _jsonl(batch_file):
+                    if not isinstance(line.get("query"), str):
+                        fail(f"{batch_file}:{number}:1: expected a \"query\" string")
+                    hits = store.search(line["query"],
+                                        [line["domain"]] if line.get("domain") else
+                                        ([domain] if domain else None), layer,
+                                        int(line.get("k", k)), filters, line.get("mode", mode))
+                    click.echo(json.dumps({"query": line["query"],
+                                           "hits": [h.to_json() for h in hits]},
+                                          ensure_ascii=False))
+                return
+            assert query is not None
+            hits = store.search(query, [domain] if domain else None, layer, k, filters, mode)
+        except (MemoryRequestError, ValueError) as exc:
+            fail(str(exc))
+    if fmt == "json":
+        click.echo(json.dumps([h.to_json() for h in hits], indent=2, ensure_ascii=False))
+        return
+    for rank, hit in enumerate(hits, 1):
+        found = "+".join(hit.found_by)
+        click.echo(f"{rank}. [{hit.item.domain}/{hit.item.layer}] {hit.item.id}  "
+                   f"{hit.score:.4f} ({found})\n   {hit.item.text[:200]}")
+    if not hits:
+        click.echo("no hits")
+
+
+@memory.command(name="eval")
+@click.argument("qrels_file", metavar="QRELS.jsonl", type=click.Path(path_type=Path,
+                                                                      dir_okay=False))
+@click.option("--k", "-k", "k", type=click.IntRange(1, 100), default=5, show_default=True)
+@FORMAT
+@click.pass_obj
+def eval_command(obj: Context, qrels_file: Path, k: int, fmt: str) -> None:
+    """Measure retrieval on your own questions: recall@k, MRR and nDCG@10 for each mode.
+
+    One line per question: {"query", "domain"?, "relevant": [ids]}."""
+    from .memory_eval import Qrel, evaluate
+
+    qrels = []
+    for number, line in _jsonl(qrels_file):
+        relevant = line.get("relevant")
+        if not isinstance(line.get("query"), str) or not isinstance(relevant, list) or \
+                not relevant:
+            fail(f"{qrels_file}:{number}:1: expected {{\"query\": ..., \"relevant\": [ids]}}")
+        qrels.append(Qrel(line["query"], tuple(str(i) for i in relevant), line.get("domain")))
+    ws = open_workspace(obj)
+    with ws:
+        results = evaluate(_store(ws), qrels, k)
+    if fmt == "json":
+        click.echo(json.dumps(results, indent=2))
+        return
+    click.echo(f"{len(qrels)} questions\n{'mode':<8} {f'recall@{k}':>10} {'MRR':>8} "
+               f"{'nDCG@10':>8}")
+    for mode, row in results.items():
+        click.echo(f"{mode:<8} {row[f'recall@{k}']:>10.3f} {row['mrr']:>8.3f} "
+                   f"{row['ndcg@10']:>8.3f}")
+
+
+@memory.command()
+@click.argument("ids", nargs=-1)
+@click.option("--domain", "-d", help="Only in this domain (default: all).")
+@click.option("--where", "where", help="Forget every item whose metadata matches this JSON "
+                                       "object.")
+@click.option("--layer", "-l", type=LAYER, help="With --where: only this layer.")
+@click.pass_obj
+def forget(obj: Context, ids: tuple[str, ...], domain: str | None, where: str | None,
+           layer: str | None) -> None:
+    """Erase items for good: from both indexes and the journal."""
+    from .memory import MemoryRequestError
+
+    filters = _json_object(where, "--where")
+    if not ids and not filters:
+        fail("give item ids or --where JSON", 2)
+    ws = open_workspace(obj)
+    with ws:
+        try:
+            count = _store(ws).forget(ids, [domain] if domain else None,
+                                      layer if filters else None, filters or None)
+        except (MemoryRequestError, ValueError) as exc:
+            fail(str(exc))
+    click.echo(f"{count} item(s) forgotten")
+
+
+@memory.command()
+@FORMAT
+@click.pass_obj
+def stats(obj: Context, fmt: str) -> None:
+    """Items per domain and layer, disk use, the embedder and the fusion weights."""
+    ws = open_workspace(obj)
+    with ws:
+        result = _store(ws).stats()
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"embedder {result['embedder']}; fusion {result['fusion']} "
+               f"(bm25 {result['weights']['bm25']}, vector {result['weights']['vector']})")
+    for name, row in result["domains"].items():
+        layers = ", ".join(f"{k} {v}" for k, v in row["layers"].items())
+        click.echo(f"{name:<12} {row['items']:>8} items ({layers}), {row['bytes']:,} bytes")
+
+
+@memory.command()
+@click.pass_obj
+def rebuild(obj: Context) -> None:
+    """Rebuild both indexes of every domain from the journals (re-embedding every item)."""
+    ws = open_workspace(obj)
+    with ws:
+        _store(ws).rebuild()
+    click.echo("memory rebuilt")
+    sys.stdout.flush()

@@ -1,0 +1,391 @@
+"""The workspace's hybrid memory: shards per domain, fused search, episodes and knowledge.
+
+Search runs BM25 (Tantivy) and vector search (usearch) in each domain asked for and fuses
+the two ranked lists. Plain reciprocal rank fusion lets a weaker retriever drag a stronger
+one down (measured: naive RRF below BM25 alone), so the default fusion (``score``) adds
+each retriever's scores divided by its best score, weighted by how much that retriever is
+trusted: BM25 0.6 and vectors 0.4 with the built-in hashing embedder, 0.5 each with a
+semantic one. ``rrf`` (weighted reciprocal rank fusion, k = 60) is the alternative;
+``memory.fusion`` in ``aios.yaml`` chooses and sets the weights.
+
+Two layers are projections of other records, caught up whenever the store opens:
+``episodic`` items come from the event log (one per finished run, idempotent by run id)
+and ``knowledge`` items from ``knowledge/**/*.md`` (chunked by heading, re-indexed when a
+file's content hash changes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .embedders import Embedder, make_embedder
+from .memory_store import LAYERS, MemoryItem, Ranked, Shard
+
+DEFAULT_DOMAINS = ("customers", "products", "finances", "operations")
+RRF_K = 60
+MODES = ("hybrid", "bm25", "vector")
+
+
+class MemoryRequestError(Exception):
+    """A memory request that cannot be served (unknown domain, layer or mode)."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    item: MemoryItem
+    score: float
+    found_by: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.item.id, "text": self.item.text, "score": round(self.score, 6),
+                "domain": self.item.domain, "layer": self.item.layer,
+                "metadata": dict(self.item.metadata), "time": _stamp(self.item.time),
+                "source": self.item.source, "found_by": list(self.found_by)}
+
+
+class MemoryStore:
+    def __init__(self, folder: Path, embedder: Embedder, domains: Sequence[str],
+                 weights: tuple[float, float] | None = None, fusion: str = "score") -> None:
+        self.folder = folder
+        self.embedder = embedder
+        self.domains = tuple(domains)
+        self.weights = weights or default_weights(embedder)
+        self.fusion = fusion
+        self._shards: dict[str, Shard] = {}
+
+    def shard(self, domain: str) -> Shard:
+        if domain not in self.domains:
+            raise MemoryRequestError(f"unknown memory domain '{domain}' (domains: "
+                               f"{', '.join(self.domains)})")
+        found = self._shards.get(domain)
+        if found is None:
+            found = self._shards[domain] = Shard(self.folder / domain, domain, self.embedder)
+        else:
+            found.refresh()
+        return found
+
+    # ---- writing ----------------------------------------------------------------------
+
+    def remember(self, items: Sequence[MemoryItem]) -> list[str]:
+        by_domain: dict[str, list[MemoryItem]] = {}
+        for item in items:
+            if item.layer not in LAYERS:
+                raise MemoryRequestError(f"unknown layer '{item.layer}' "
+                                         f"(layers: {', '.join(LAYERS)})")
+            by_domain.setdefault(item.domain, []).append(item)
+        for domain, group in by_domain.items():
+            self.shard(domain).add(group)
+        return [item.id for item in items]
+
+    def forget(self, ids: Iterable[str] = (), domains: Sequence[str] | None = None,
+               layer: str | None = None, filters: Mapping[str, Any] | None = None) -> int:
+        """Erase items for good: by id, or every item matching ``layer``/``filters``."""
+        wanted = set(ids)
+        count = 0
+        for domain in domains or self.domains:
+            shard = self.shard(domain)
+            chosen = set(wanted)
+            if layer or filters:
+                keys = shard._filtered_keys(layer, filters or {})
+                chosen |= {item.id for item in shard.items(keys).values()}
+            count += shard.forget(chosen)
+        return count
+
+    def drop_working(self, run_id: str, domains: Sequence[str] | None = None) -> None:
+        """The end of a run: its ``working`` items leave the indexes."""
+        for domain in domains or self.domains:
+            if domain not in self.domains or not (self.folder / domain).exists():
+                continue
+            shard = self.shard(domain)
+            keys = shard._filtered_keys("working", {"source": f"run:{run_id}"})
+            shard.drop([item.id for item in shard.items(keys).values()])
+
+    # ---- searching ----------------------------------------------------------------------
+
+    def search(self, query: str, domains: Sequence[str] | None = None, layer: str | None = None,
+               k: int = 5, filters: Mapping[str, Any] | None = None,
+               mode: str = "hybrid") -> list[Hit]:
+        if mode not in MODES:
+            raise MemoryRequestError(f"unknown search mode '{mode}' (modes: {', '.join(MODES)})")
+        if layer is not None and layer not in LAYERS:
+            raise MemoryRequestError(f"unknown layer '{layer}' (layers: {', '.join(LAYERS)})")
+        filters = dict(filters or {})
+        depth = max(k * 4, 50) if mode == "hybrid" else k
+        lists: dict[str, list[tuple[str, Ranked]]] = {"bm25": [], "vector": []}
+        shards = [self.shard(d) for d in (domains or self.domains)]
+        vector = self.embedder.embed([query])[0] if mode != "bm25" else None
+        for shard in shards:
+            if mode != "vector":
+                lists["bm25"] += [(shard.domain, r)
+                                  for r in shard.bm25(query, depth, layer, filters)]
+            if vector is not None:
+                lists["vector"] += [(shard.domain, r)
+                                    for r in shard.vector(vector, depth, layer, filters)]
+        for name in lists:
+            lists[name].sort(key=lambda pair: -pair[1].score)
+            lists[name] = lists[name][:depth]
+        if mode == "hybrid":
+            scored = self._fuse(lists)
+        else:
+            scored = {(d, r.key): (r.score, (mode,)) for d, r in lists[mode]}
+        best = sorted(scored.items(), key=lambda pair: -pair[1][0])[:k]
+        return self._hits(best)
+
+    def _fuse(self, lists: dict[str, list[tuple[str, Ranked]]]) -> dict[
+            tuple[str, int], tuple[float, tuple[str, ...]]]:
+        fused: dict[tuple[str, int], tuple[float, tuple[str, ...]]] = {}
+        for name, weight in zip(("bm25", "vector"), self.weights, strict=True):
+            ranked_list = lists[name]
+            top = max((r.score for _, r in ranked_list), default=0.0)
+            for rank, (domain, ranked) in enumerate(ranked_list, 1):
+                if self.fusion == "rrf":
+                    part = weight / (RRF_K + rank)
+                else:
+                    part = weight * (ranked.score / top if top > 0 else 0.0)
+                score, by = fused.get((domain, ranked.key), (0.0, ()))
+                fused[(domain, ranked.key)] = (score + part, (*by, name))
+        return fused
+
+    def _hits(self, best: list[tuple[tuple[str, int], tuple[float, tuple[str, ...]]]]
+              ) -> list[Hit]:
+        by_domain: dict[str, list[int]] = {}
+        for (domain, key), _ in best:
+            by_domain.setdefault(domain, []).append(key)
+        items = {(d, key): item for d, keys in by_domain.items()
+                 for key, item in self._shards[d].items(keys).items()}
+        return [Hit(items[pair], score, by) for pair, (score, by) in best if pair in items]
+
+    def stats(self) -> dict[str, Any]:
+        domains = {}
+        for domain in self.domains:
+            if not (self.folder / domain).exists():
+                domains[domain] = {"items": 0, "layers": dict.fromkeys(LAYERS, 0), "bytes": 0}
+                continue
+            shard = self.shard(domain)
+            items = shard.count()
+            domains[domain] = {"items": items, "layers": shard.layer_counts(),
+                               "bytes": shard.disk_bytes(),
+                               "bytes_per_item": round(shard.disk_bytes() / items) if items
+                               else None}
+        return {"embedder": self.embedder.fingerprint, "domains": domains,
+                "fusion": self.fusion,
+                "weights": {"bm25": self.weights[0], "vector": self.weights[1]}}
+
+    def rebuild(self) -> None:
+        for domain in self.domains:
+            if (self.folder / domain).exists():
+                self.shard(domain).rebuild()
+
+
+def default_weights(embedder: Embedder) -> tuple[float, float]:
+    return (0.6, 0.4) if embedder.name == "builtin" else (0.5, 0.5)
+
+
+# ---- opening the workspace's store ----------------------------------------------------------
+
+def open_store(ws: Any) -> MemoryStore:
+    """The workspace's store, with episodes and knowledge caught up."""
+    settings = ws.settings.data.get("memory") or {}
+    domains = tuple(settings.get("domains") or DEFAULT_DOMAINS)
+    embedder = make_embedder(settings.get("embedder") or {}, ws.secrets)
+    fusion = settings.get("fusion") or {}
+    bm25, vector = default_weights(embedder)
+    weights = (float(fusion.get("bm25_weight", bm25)), float(fusion.get("vector_weight", vector)))
+    store = MemoryStore(ws.state_dir / "memory", embedder, domains, weights,
+                        fusion.get("method", "score"))
+    sync_knowledge(store, ws.root / "knowledge")
+    sync_episodes(store, ws)
+    return store
+
+
+def episodes_domain(store: MemoryStore) -> str:
+    return "operations" if "operations" in store.domains else store.domains[0]
+
+
+def sync_episodes(store: MemoryStore, ws: Any) -> None:
+    """Record each finished top-level run as an episodic item, once (from the event log)."""
+    from .state import TERMINAL
+
+    domain = episodes_domain(store)
+    marker = store.folder / f"{domain}.episodes.json"
+    try:
+        seen: dict[str, Any] = json.loads(marker.read_text("utf-8"))
+    except (OSError, ValueError):
+        seen = {"runs": {}}
+    runs = ws.workspace_state().runs
+    done = [r for r in runs.values() if r.status in TERMINAL and r.parent is None]
+    fresh = [r for r in done if r.id not in seen["runs"]]
+    if not fresh:
+        return
+    items = []
+    for summary in fresh:
+        state = ws.run_state(summary.id)
+        outputs = json.dumps(state.outputs, ensure_ascii=False, default=str)[:600]
+        text = (f"Run {state.id} of playbook {state.playbook} {state.status}"
+                + (f" at {state.finished_at}" if state.finished_at else "")
+                + f"; cost ${state.cost_usd:.4f}; outputs: {outputs}")
+        if state.error:
+            text += f"; error: {state.error.get('message', '')}"
+        items.append(MemoryItem(
+            id=f"episode:{state.id}", domain=domain, text=text, layer="episodic",
+            metadata={"playbook": state.playbook, "outcome": state.status,
+                      "cost_usd": state.cost_usd,
+                      "inputs_digest": hashlib.sha256(json.dumps(
+                          state.inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]},
+            time=_millis(state.finished_at), source=f"run:{state.id}"))
+    store.remember(items)
+    seen["runs"].update({r.id: r.status for r in fresh})
+    marker.write_text(json.dumps(seen), "utf-8")
+
+
+HEADING = re.compile(r"^(#{1,6})\s+(.*)$", re.MULTILINE)
+
+
+def chunk_markdown(text: str) -> list[tuple[str, str]]:
+    """(heading path, section text) per heading; text before the first heading is its own."""
+    chunks: list[tuple[str, str]] = []
+    trail: list[str] = []
+    marks = list(HEADING.finditer(text))
+    preamble = text[: marks[0].start()] if marks else text
+    if preamble.strip():
+        chunks.append(("", preamble.strip()))
+    for i, mark in enumerate(marks):
+        level = len(mark.group(1))
+        trail = [*trail[: level - 1], mark.group(2).strip()]
+        end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
+        body = text[mark.end():end].strip()
+        if body:
+            chunks.append((" > ".join(trail), f"{mark.group(2).strip()}\n{body}"))
+    return chunks
+
+
+def sync_knowledge(store: MemoryStore, folder: Path) -> None:
+    """Index ``knowledge/*.md`` (domain ``operations`` or the first) and
+    ``knowledge/DOMAIN/*.md`` (that domain); re-index a file whose content changed."""
+    manifest_path = store.folder / "knowledge.json"
+    try:
+        manifest: dict[str, str] = json.loads(manifest_path.read_text("utf-8"))
+    except (OSError, ValueError):
+        manifest = {}
+    files: dict[str, tuple[Path, str]] = {}
+    if folder.is_dir():
+        for path in sorted(folder.rglob("*.md")):
+            relative = path.relative_to(folder)
+            domain = relative.parts[0] if len(relative.parts) > 1 else episodes_domain(store)
+            if domain in store.domains:
+                files[relative.as_posix()] = (path, domain)
+    changed = False
+    for name, (path, domain) in files.items():
+        content = path.read_bytes()
+        digest = hashlib.sha256(content).hexdigest()
+        if manifest.get(name) == f"{domain}:{digest}":
+            continue
+        source = f"knowledge/{name}"
+        store.forget(domains=[domain], filters={"source": source})
+        chunks = chunk_markdown(content.decode("utf-8", "replace"))
+        store.remember([MemoryItem(id=f"{source}#{i}", domain=domain, text=body,
+                                   layer="knowledge", metadata={"heading": heading,
+                                                                "file": source},
+                                   time=int(path.stat().st_mtime * 1000), source=source)
+                        for i, (heading, body) in enumerate(chunks)])
+        manifest[name] = f"{domain}:{digest}"
+        changed = True
+    for name in [n for n in manifest if n not in files]:
+        domain = manifest[name].split(":", 1)[0]
+        if domain in store.domains:
+            store.forget(domains=[domain], filters={"source": f"knowledge/{name}"})
+        del manifest[name]
+        changed = True
+    if changed:
+        manifest_path.parent.mkdir(parents=True, exist_ok=True)
+        manifest_path.write_text(json.dumps(manifest, indent=1), "utf-8")
+
+
+def new_item(text: str, domain: str, layer: str = "knowledge", item_id: str | None = None,
+             metadata: Mapping[str, Any] | None = None, source: str = "",
+             now: dt.datetime | None = None) -> MemoryItem:
+    moment = now or dt.datetime.now(dt.UTC)
+    if item_id is None:
+        item_id = "mem-" + hashlib.sha256(f"{domain}\n{text}".encode()).hexdigest()[:16]
+    return MemoryItem(id=item_id, domain=domain, text=text, layer=layer,
+                      metadata=dict(metadata or {}), time=int(moment.timestamp() * 1000),
+                      source=source)
+
+
+def _millis(stamp: str | None) -> int:
+    if not stamp:
+        return 0
+    return int(dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def _stamp(millis: int) -> str:
+    return dt.datetime.fromtimestamp(millis / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class PlaybookMemory:
+    """The store as one run may use it: only the playbook's declared domains, calls
+    serialized (parallel steps share one store), errors turned into adapter errors."""
+
+    def __init__(self, ws: Any, domains: Sequence[str], run_id: str) -> None:
+        import threading
+
+        self.ws = ws
+        self.domains = tuple(domains)
+        self.run_id = run_id
+        self.lock = threading.Lock()
+
+    def _allowed(self, domain: str, action: str) -> None:
+        from aiosrun.adapters.base import PermanentError
+
+        if domain not in self.domains:
+            declared = ", ".join(self.domains) or "none"
+            raise PermanentError(f"memory.{action}: domain '{domain}' is not declared in this "
+                                 f"playbook's memory: (declared: {declared})")
+
+    def _store(self) -> MemoryStore:
+        from aiosrun.adapters.base import PermanentError
+
+        try:
+            store: MemoryStore = self.ws.memory()
+        except (MemoryRequestError, RuntimeError, OSError) as exc:
+            raise PermanentError(f"memory: {exc}") from None
+        return store
+
+    def search(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        self._allowed(args["domain"], "search")
+        with self.lock:
+            hits = _guard(lambda: self._store().search(
+                args["query"], [args["domain"]], args.get("layer"), int(args.get("k", 5)),
+                args.get("filters") or {}, args.get("mode", "hybrid")))
+        return {"hits": [hit.to_json() for hit in hits]}
+
+    def remember(self, args: Mapping[str, Any], key: str) -> dict[str, Any]:
+        self._allowed(args["domain"], "remember")
+        item_id = args.get("id") or "mem-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+        item = new_item(args["text"], args["domain"], args.get("layer", "knowledge"), item_id,
+                        args.get("metadata"), source=f"run:{self.run_id}")
+        with self.lock:
+            _guard(lambda: self._store().remember([item]))
+        return {"id": item_id}
+
+    def forget(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        self._allowed(args["domain"], "forget")
+        with self.lock:
+            count = _guard(lambda: self._store().forget([args["id"]], [args["domain"]]))
+        return {"forgotten": count}
+
+
+def _guard(work: Any) -> Any:
+    from aiosrun.adapters.base import PermanentError
+
+    try:
+        return work()
+    except (MemoryRequestError, ValueError) as exc:
+        raise PermanentError(f"memory: {exc}") from None
