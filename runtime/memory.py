@@ -4,9 +4,11 @@ Search runs BM25 (Tantivy) and vector search (usearch) in each domain asked for 
 the two ranked lists. Plain reciprocal rank fusion lets a weaker retriever drag a stronger
 one down (measured: naive RRF below BM25 alone), so the default fusion (``score``) adds
 each retriever's scores divided by its best score, weighted by how much that retriever is
-trusted: BM25 0.6 and vectors 0.4 with the built-in hashing embedder, 0.5 each with a
-semantic one. ``rrf`` (weighted reciprocal rank fusion, k = 60) is the alternative;
-``memory.fusion`` in ``aios.yaml`` chooses and sets the weights.
+trusted: BM25 0.6 and vectors 0.4 with the built-in hashing embedder, BM25 0.3 and
+vectors 0.7 with a semantic one (the weights measured best on the labelled set of
+``tests/support/memory_set.py``; ``aiosrun memory eval`` measures them on yours).
+``rrf`` (weighted reciprocal rank fusion, k = 60) is the alternative; ``memory.fusion``
+in ``aios.yaml`` chooses it and sets the weights.
 
 Two layers are projections of other records, caught up whenever the store opens:
 ``episodic`` items come from the event log (one per finished run, idempotent by run id)
@@ -185,7 +187,7 @@ class MemoryStore:
 
 
 def default_weights(embedder: Embedder) -> tuple[float, float]:
-    return (0.6, 0.4) if embedder.name == "builtin" else (0.5, 0.5)
+    return (0.6, 0.4) if embedder.name == "builtin" else (0.3, 0.7)
 
 
 # ---- opening the workspace's store ----------------------------------------------------------

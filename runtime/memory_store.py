@@ -123,11 +123,30 @@ class Shard:
         if self.state.get("embedder") not in (None, self.embedder.fingerprint):
             self.rebuild()  # another embedder: every vector is made again
             return
-        size = self.journal.stat().st_size if self.journal.exists() else 0
+        size = self._cut_torn_tail()
         if size > self.state["offset"]:
             self._apply(list(self._read_journal(self.state["offset"])), size)
         elif self.state.get("embedder") is None:
             self._save_state(size)
+
+    def _cut_torn_tail(self) -> int:
+        """A write that a crash cut short never returned: its bytes are dropped, so the next
+        append starts on a line of its own."""
+        if not self.journal.exists():
+            return 0
+        with self.journal.open("r+b") as journal:
+            size = journal.seek(0, os.SEEK_END)
+            if size == 0:
+                return 0
+            journal.seek(max(0, size - 1))
+            if journal.read(1) == b"\n":
+                return size
+            data = self.journal.read_bytes()
+            end = data.rfind(b"\n") + 1
+            journal.truncate(end)
+            journal.flush()
+            os.fsync(journal.fileno())
+            return end
 
     def refresh(self) -> None:
         """Pick up what another process wrote since this shard was loaded."""
@@ -155,19 +174,14 @@ class Shard:
 
     def _append(self, entries: Sequence[dict[str, Any]]) -> int:
         data = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries).encode()
+        self._cut_torn_tail()
         fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            if os.fstat(fd).st_size > self.state["offset"] and self._torn_tail(fd):
-                os.ftruncate(fd, self.state["offset"])
             os.write(fd, data)
             os.fsync(fd)
             return os.fstat(fd).st_size
         finally:
             os.close(fd)
-
-    def _torn_tail(self, fd: int) -> bool:
-        size = os.fstat(fd).st_size
-        return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
 
     # ---- applying entries to both indexes ------------------------------------------------
 
@@ -334,7 +348,7 @@ class Shard:
         self._index.reload()
 
     def _catch_up(self) -> None:
-        size = self.journal.stat().st_size if self.journal.exists() else 0
+        size = self._cut_torn_tail()
         try:
             on_disk = json.loads(self.state_path.read_text("utf-8"))
         except (OSError, ValueError):

@@ -47,6 +47,9 @@ class _Handler(BaseHTTPRequestHandler):
         with owner.lock:
             owner.requests.append({"path": self.path, "body": request,
                                    "headers": {k.lower(): v for k, v in self.headers.items()}})
+        if self.path.endswith("/embeddings"):
+            self._send(200, embeddings(request))
+            return
         if not self.path.endswith("/chat/completions"):
             self._send(404, {"error": {"message": "not found"}})
             return
@@ -91,6 +94,20 @@ def completion(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": {"prompt_tokens": prompt, "completion_tokens": answer,
                       "total_tokens": prompt + answer}}
+
+
+def embeddings(request: dict[str, Any]) -> dict[str, Any]:
+    """Deterministic 16-dimensional vectors: letter counts, so similar texts are close."""
+    texts = request["input"] if isinstance(request["input"], list) else [request["input"]]
+    data = []
+    for index, text in enumerate(texts):
+        vector = [0.0] * 16
+        for ch in text.lower():
+            if ch.isalpha():
+                vector[ord(ch) % 16] += 1.0
+        data.append({"object": "embedding", "index": index, "embedding": vector})
+    return {"object": "list", "data": data, "model": request.get("model", ""),
+            "usage": {"prompt_tokens": 0, "total_tokens": 0}}
 
 
 class FakeOpenAI:

@@ -1,0 +1,210 @@
+"""The hybrid memory store with real Tantivy and usearch indexes on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from aiosrun.runtime.embedders import HashingEmbedder, OpenAIEmbedder
+from aiosrun.runtime.memory import MemoryStore, chunk_markdown, new_item, sync_knowledge
+from aiosrun.runtime.memory_eval import Qrel, evaluate, score
+from aiosrun.runtime.memory_store import Shard
+
+from tests.support.fake_openai import FakeOpenAI, Reply
+from tests.support.memory_set import build
+
+DOMAINS = ("customers", "finances", "operations")
+
+
+def store(root: Path, dim: int = 512) -> MemoryStore:
+    return MemoryStore(root / "memory", HashingEmbedder(dim), DOMAINS)
+
+
+def test_hybrid_is_never_worse_than_either_retriever_on_the_labelled_set(
+        tmp_path: Path) -> None:
+    items, questions = build()
+    memory = store(tmp_path)
+    memory.remember([new_item(i["text"], "customers", item_id=i["id"]) for i in items])
+    results = evaluate(memory, [Qrel(q.query, q.relevant) for q in questions], k=5)
+    recall = {mode: row["recall@5"] for mode, row in results.items()}
+    print({mode: {k: round(v, 3) for k, v in row.items()} for mode, row in results.items()})
+    assert recall["hybrid"] >= max(recall["bm25"], recall["vector"])
+    assert recall["hybrid"] > recall["bm25"]  # the goal: fusion adds to BM25, not just keeps it
+    assert results["hybrid"]["mrr"] >= results["bm25"]["mrr"]
+
+
+def test_metrics_by_hand() -> None:
+    assert score(["a", "b", "c"], ["b"], 5) == {"recall": 1.0, "mrr": 0.5,
+                                                "ndcg10": pytest.approx(1 / 1.5849625)}
+    assert score(["a", "b"], ["x", "b"], 1) == {"recall": 0.0, "mrr": 0.5,
+                                                "ndcg10": pytest.approx(0.6309298 / 1.6309298)}
+
+
+def test_modes_report_who_found_each_hit_and_filters_narrow(tmp_path: Path) -> None:
+    memory = store(tmp_path)
+    memory.remember([
+        new_item("Ada upgraded to the Pro plan in March", "customers", item_id="ada",
+                 metadata={"plan": "pro"}),
+        new_item("Bob cancelled his subscription after a billing dispute", "customers",
+                 item_id="bob", metadata={"plan": "free"}),
+        new_item("Invoice 17 was paid by bank transfer", "finances", item_id="inv17",
+                 layer="episodic"),
+    ])
+    bm25 = memory.search("subscription cancelled", mode="bm25")
+    assert bm25[0].item.id == "bob" and bm25[0].found_by == ("bm25",)
+    vector = memory.search("cancelation of a subscripton", mode="vector")  # typos
+    assert vector[0].item.id == "bob" and vector[0].found_by == ("vector",)
+    hybrid = memory.search("subscription cancelled")
+    assert hybrid[0].item.id == "bob" and set(hybrid[0].found_by) == {"bm25", "vector"}
+    assert [h.item.id for h in memory.search("plan", filters={"plan": "pro"})] == ["ada"]
+    assert [h.item.id for h in memory.search("invoice paid", layer="episodic")] == ["inv17"]
+    assert memory.search("invoice paid", domains=["customers"], mode="bm25") == []
+    as_json = hybrid[0].to_json()
+    assert set(as_json) >= {"id", "text", "score", "domain", "layer", "metadata", "found_by"}
+
+
+def test_remember_again_replaces_the_item(tmp_path: Path) -> None:
+    memory = store(tmp_path)
+    memory.remember([new_item("old wording about refunds", "operations", item_id="policy")])
+    memory.remember([new_item("new wording about credits", "operations", item_id="policy")])
+    shard = memory.shard("operations")
+    assert shard.count() == 1 and len(shard._vectors) == 1
+    assert [h.item.text for h in memory.search("credits")] == ["new wording about credits"]
+    assert memory.search("refunds", mode="bm25") == []
+
+
+def test_forget_removes_from_search_disk_and_journal(tmp_path: Path) -> None:
+    memory = store(tmp_path)
+    secret = "Zelda Quixote lives at 12 Sycamore Lane"
+    memory.remember([new_item(secret, "customers", item_id="zelda"),
+                     new_item("Mario pays annually", "customers", item_id="mario")])
+    assert memory.search("Zelda Sycamore")[0].item.id == "zelda"
+    assert memory.forget(["zelda"]) == 1
+    assert all(h.item.id != "zelda" for h in memory.search("Zelda Sycamore Quixote", k=10))
+    assert [h.item.id for h in memory.search("Mario annually")] == ["mario"]
+    for path in (tmp_path / "memory").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert b"Sycamore" not in data and b"zelda" not in data, path
+    reopened = store(tmp_path)
+    assert reopened.shard("customers").count() == 1
+    assert len(reopened.shard("customers")._vectors) == 1
+
+
+def test_a_forget_cut_short_is_finished_at_the_next_open(tmp_path: Path) -> None:
+    memory = store(tmp_path)
+    memory.remember([new_item("Yuri Gagarin orbit notes", "customers", item_id="yuri"),
+                     new_item("Valentina notes", "customers", item_id="val")])
+    folder = tmp_path / "memory" / "customers"
+    (folder / "forget.pending").write_text(json.dumps({"ids": ["yuri"]}))  # then a crash
+    reopened = store(tmp_path)
+    assert all(h.item.id != "yuri" for h in reopened.search("Yuri Gagarin orbit"))
+    assert not (folder / "forget.pending").exists()
+    assert b"Gagarin" not in (folder / "journal.jsonl").read_bytes()
+
+
+def test_domains_are_separate_shards(tmp_path: Path) -> None:
+    memory = store(tmp_path)
+    memory.remember([new_item("quarterly tax filing done", "finances", item_id="tax")])
+    assert memory.search("tax filing", domains=["customers"]) == []
+    assert memory.search("tax filing", domains=["finances"])[0].item.id == "tax"
+    with pytest.raises(Exception, match="unknown memory domain 'secrets'"):
+        memory.search("x", domains=["secrets"])
+
+
+def test_knowledge_is_chunked_by_heading_and_reindexed_on_change(tmp_path: Path) -> None:
+    knowledge = tmp_path / "knowledge"
+    (knowledge / "finances").mkdir(parents=True)
+    (knowledge / "refunds.md").write_text(
+        "Intro line.\n# Refunds\nWithin 14 days.\n## Annual plans\nRefunded pro rata.\n")
+    (knowledge / "finances" / "vat.md").write_text("# VAT\nEU customers pay 19 percent VAT.\n")
+    assert chunk_markdown((knowledge / "refunds.md").read_text()) == [
+        ("", "Intro line."), ("Refunds", "Refunds\nWithin 14 days."),
+        ("Refunds > Annual plans", "Annual plans\nRefunded pro rata.")]
+    memory = store(tmp_path)
+    sync_knowledge(memory, knowledge)
+    hit = memory.search("annual plans refunded", domains=["operations"])[0]
+    assert hit.item.layer == "knowledge" and hit.item.metadata["heading"] == \
+        "Refunds > Annual plans"
+    assert memory.search("VAT percent", domains=["finances"])[0].item.source == \
+        "knowledge/finances/vat.md"
+    (knowledge / "refunds.md").write_text("# Refunds\nWithin 30 days, no questions asked.\n")
+    sync_knowledge(store(tmp_path), knowledge)
+    fresh = store(tmp_path)
+    texts = [h.item.text for h in fresh.search("refunds days", domains=["operations"], k=10)]
+    assert texts == ["Refunds\nWithin 30 days, no questions asked."]
+    (knowledge / "finances" / "vat.md").unlink()
+    sync_knowledge(fresh, knowledge)
+    assert fresh.search("VAT percent", domains=["finances"]) == []
+
+
+def test_a_new_embedder_reembeds_everything(tmp_path: Path) -> None:
+    memory = store(tmp_path, dim=512)
+    memory.remember([new_item("the router firmware needs an update", "operations",
+                              item_id="fw")])
+    other = store(tmp_path, dim=128)
+    assert other.stats()["embedder"] == "builtin-hash-v1-128"
+    assert other.search("router firmware", mode="vector")[0].item.id == "fw"
+    state = json.loads((tmp_path / "memory" / "operations" / "state.json").read_text())
+    assert state["embedder"] == "builtin-hash-v1-128"
+
+
+def test_the_openai_embeddings_endpoint(tmp_path: Path) -> None:
+    with FakeOpenAI(lambda request: Reply("unused")) as api:
+        embedder = OpenAIEmbedder(api.base_url, "embed-1", "sk-test", None)
+        assert embedder.dim == 16
+        memory = MemoryStore(tmp_path / "memory", embedder, DOMAINS)
+        memory.remember([new_item("zzz zzz", "operations", item_id="z"),
+                         new_item("aaa aaa", "operations", item_id="a")])
+        assert memory.search("zz", mode="vector")[0].item.id == "z"
+        assert api.requests[-1]["headers"]["authorization"] == "Bearer sk-test"
+        assert api.requests[-1]["body"]["model"] == "embed-1"
+
+
+# each writer starts its batches at 0 again: after a crash the same ids come back (upserts)
+WRITER = """
+import sys
+from pathlib import Path
+from aiosrun.runtime.embedders import HashingEmbedder
+from aiosrun.runtime.memory import MemoryStore, new_item
+memory = MemoryStore(Path(sys.argv[1]), HashingEmbedder(), ["customers"])
+batch = 0
+while True:
+    memory.remember([new_item(f"note {batch}-{i} about customer {i}", "customers",
+                              item_id=f"n{batch}-{i}") for i in range(300)])
+    print(batch, flush=True)
+    batch += 1
+"""
+
+
+def consistent(folder: Path) -> tuple[int, int]:
+    shard = Shard(folder / "customers", "customers", HashingEmbedder())
+    journal = [json.loads(line) for line in
+               (folder / "customers" / "journal.jsonl").read_text().splitlines()]
+    latest = {e["item"]["id"]: e["key"] for e in journal if e["op"] == "add"}  # upserts
+    ids = set(latest)
+    assert shard.count() == len(ids) == len(shard._vectors)
+    assert set(shard.live_ids()) == ids
+    assert {int(k) for k in shard._vectors.keys} == set(latest.values())
+    return len(ids), shard.count()
+
+
+def test_sigkill_during_bulk_adds_leaves_the_indexes_in_agreement(tmp_path: Path) -> None:
+    folder = tmp_path / "memory"
+    for round_number, delay in enumerate((0.35, 0.6, 0.9, 1.3)):
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(folder)],
+                                  stdout=subprocess.PIPE, text=True)
+        time.sleep(delay + 0.07 * round_number)
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait(10)
+        if not (folder / "customers" / "journal.jsonl").exists():
+            continue
+        consistent(folder)
+    items, indexed = consistent(folder)
+    assert items == indexed > 0
