@@ -1,0 +1,140 @@
+"""``aiosrun memory`` and the ``memory`` adapter, through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .conftest import Runner
+
+WORKSPACE = "apiVersion: aiosrun/v1\nkind: Workspace\n"
+
+PLAYBOOK = """apiVersion: aiosrun/v1
+kind: Playbook
+name: recall
+memory: [customers]
+inputs:
+  email: {type: string}
+  domain: {type: string, default: customers}
+steps:
+  - id: note
+    uses: memory.remember
+    with: {domain: customers, text: "scratch note about ${{ inputs.email }}", layer: working}
+  - id: keep
+    uses: memory.remember
+    with: {domain: customers, text: "${{ inputs.email }} signed up for the Pro plan",
+           metadata: {email: "${{ inputs.email }}"}}
+  - id: find
+    uses: memory.search
+    with: {domain: "${{ inputs.domain }}", query: "${{ inputs.email }}", k: 3}
+outputs:
+  hits: ${{ steps.find.outputs.hits }}
+"""
+
+
+def test_add_search_batch_eval_forget_stats_rebuild(aiosrun: Runner, tmp_path: Path) -> None:
+    (tmp_path / "aios.yaml").write_text(WORKSPACE)
+    items = tmp_path / "items.jsonl"
+    items.write_text("\n".join(json.dumps(line) for line in [
+        {"id": "ada", "text": "Ada moved to the Starter plan", "domain": "customers",
+         "metadata": {"plan": "starter"}},
+        {"text": "Refunds take 14 days", "domain": "operations"},
+        {"id": "tax", "text": "VAT is filed quarterly", "domain": "finances",
+         "layer": "episodic"},
+    ]) + "\n")
+    added = aiosrun("memory", "add", "--file", str(items))
+    assert added.returncode == 0 and "3 items remembered" in added.stdout, added.stderr
+    single = aiosrun("memory", "add", "Bob pays by card", "--domain", "customers",
+                     "--id", "bob")
+    assert single.stdout.strip() == "bob"
+
+    found = aiosrun("memory", "search", "starter plan", "--format", "json")
+    hits = json.loads(found.stdout)
+    assert hits[0]["id"] == "ada" and hits[0]["domain"] == "customers"
+    assert set(hits[0]) >= {"id", "text", "score", "domain", "layer", "metadata", "found_by"}
+    only = aiosrun("memory", "search", "plan", "--domain", "finances", "--mode", "bm25",
+                   "--format", "json")
+    assert json.loads(only.stdout) == []
+
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text('{"query": "VAT quarterly"}\n{"query": "card", "domain": "customers",'
+                       ' "k": 1, "mode": "bm25"}\n')
+    batch = aiosrun("memory", "search", "--batch", str(queries), "--format", "json")
+    lines = [json.loads(line) for line in batch.stdout.splitlines()]
+    assert [line["query"] for line in lines] == ["VAT quarterly", "card"]
+    assert lines[0]["hits"][0]["id"] == "tax"
+    assert [h["id"] for h in lines[1]["hits"]] == ["bob"]
+
+    qrels = tmp_path / "qrels.jsonl"
+    qrels.write_text('{"query": "starter plan", "relevant": ["ada"]}\n'
+                     '{"query": "filing VAT", "domain": "finances", "relevant": ["tax"]}\n')
+    evaluated = aiosrun("memory", "eval", str(qrels), "--format", "json")
+    metrics = json.loads(evaluated.stdout)
+    assert set(metrics) == {"hybrid", "bm25", "vector"}
+    assert metrics["hybrid"]["recall@5"] == 1.0 and metrics["bm25"]["mrr"] == 1.0
+    table = aiosrun("memory", "eval", str(qrels))
+    assert "recall@5" in table.stdout and "nDCG@10" in table.stdout
+
+    stats = json.loads(aiosrun("memory", "stats", "--format", "json").stdout)
+    assert stats["domains"]["customers"]["items"] == 2
+    assert stats["domains"]["finances"]["layers"]["episodic"] == 1
+
+    forgot = aiosrun("memory", "forget", "--where", '{"plan": "starter"}')
+    assert forgot.stdout.strip() == "1 item(s) forgotten"
+    assert aiosrun("memory", "forget", "bob").stdout.strip() == "1 item(s) forgotten"
+    assert json.loads(aiosrun("memory", "search", "starter plan", "--domain", "customers",
+                              "--format", "json").stdout) == []
+    assert aiosrun("memory", "rebuild").returncode == 0
+    assert json.loads(aiosrun("memory", "search", "refunds", "--format",
+                              "json").stdout)[0]["domain"] == "operations"
+
+
+def test_bad_input_gets_a_positioned_error(aiosrun: Runner, tmp_path: Path) -> None:
+    (tmp_path / "aios.yaml").write_text(WORKSPACE)
+    bad = tmp_path / "items.jsonl"
+    bad.write_text('{"text": "fine"}\n{"text": broken}\n')
+    done = aiosrun("memory", "add", "--file", str(bad))
+    assert done.returncode == 1 and "items.jsonl:2:" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert json.loads(aiosrun("memory", "stats", "--format", "json").stdout)[
+        "domains"]["customers"]["items"] == 0  # nothing half-added
+    unknown = aiosrun("memory", "add", "x", "--domain", "secrets")
+    assert unknown.returncode == 1 and "unknown memory domain 'secrets'" in unknown.stderr
+    usage = aiosrun("memory", "search")
+    assert usage.returncode == 2
+
+
+def test_playbooks_use_their_declared_domains_only(aiosrun: Runner, tmp_path: Path) -> None:
+    (tmp_path / "aios.yaml").write_text(WORKSPACE)
+    (tmp_path / "recall.yaml").write_text(PLAYBOOK)
+    run = aiosrun("run", "recall.yaml", "-i", "email=ada@example.com", "--format", "json")
+    assert run.returncode == 0, run.stdout + run.stderr
+    result = json.loads(run.stdout)
+    texts = [hit["text"] for hit in result["outputs"]["hits"]]
+    assert "ada@example.com signed up for the Pro plan" in texts
+    keep_id = result["steps"][1]["outputs"]["id"]
+
+    again = aiosrun("memory", "search", "scratch note", "--format", "json")
+    assert all(h["layer"] != "working" for h in json.loads(again.stdout))  # run is over
+    episodes = json.loads(aiosrun("memory", "search", "recall succeeded", "--domain",
+                                  "operations", "--layer", "episodic", "--format",
+                                  "json").stdout)
+    assert episodes and episodes[0]["metadata"]["playbook"] == "recall"
+    assert episodes[0]["metadata"]["outcome"] == "succeeded"
+
+    # a retry or a second run of the same step does not store the item twice
+    stats = json.loads(aiosrun("memory", "stats", "--format", "json").stdout)
+    assert stats["domains"]["customers"]["items"] == 1 and keep_id.startswith("mem-")
+
+    refused = aiosrun("run", "recall.yaml", "-i", "email=a@b.c", "-i", "domain=finances",
+                      "--format", "json")
+    assert refused.returncode == 1
+    find = json.loads(refused.stdout)["steps"][2]
+    assert "domain 'finances' is not declared" in json.dumps(find) or \
+        "domain 'finances' is not declared" in refused.stdout
+
+    (tmp_path / "static.yaml").write_text(PLAYBOOK.replace(
+        'domain: "${{ inputs.domain }}"', "domain: finances"))
+    invalid = aiosrun("validate", "static.yaml")
+    assert invalid.returncode == 1
+    assert "static.yaml:18:20:" in invalid.stdout and "[memory-domain]" in invalid.stdout
