@@ -11,6 +11,7 @@ with each index: a different one means the vectors are rebuilt.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import zlib
@@ -43,6 +44,7 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+@functools.lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
     """A light suffix stripper: enough to meet ``invoices``/``invoiced``/``invoicing``."""
     for suffix in ("ational", "ization", "fulness", "iveness", "ements", "ement", "ments",

@@ -110,7 +110,7 @@ class Shard:
         from usearch.index import Index
 
         index = Index(ndim=self.embedder.dim, metric="cos", dtype="bf16",
-                      expansion_add=128, expansion_search=256)
+                      expansion_add=64, expansion_search=256)
         if self.vectors_path.exists() and self.state.get("embedder") == self.embedder.fingerprint:
             index.load(str(self.vectors_path))
         return index
@@ -310,7 +310,7 @@ class Shard:
         from usearch.index import Index
 
         return Index(ndim=self.embedder.dim, metric="cos", dtype="bf16",
-                     expansion_add=128, expansion_search=256)
+                     expansion_add=64, expansion_search=256)
 
     def _reindex(self, entries: list[dict[str, Any]], reuse_vectors: bool) -> None:
         import tantivy
