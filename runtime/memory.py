@@ -95,7 +95,7 @@ class MemoryStore:
             shard = self.shard(domain)
             chosen = set(wanted)
             if layer or filters:
-                keys = shard._filtered_keys(layer, filters or {})
+                keys = shard.filtered_keys(layer, filters or {})
                 chosen |= {item.id for item in shard.items(keys).values()}
             count += shard.forget(chosen)
         return count
@@ -106,7 +106,7 @@ class MemoryStore:
             if domain not in self.domains or not (self.folder / domain).exists():
                 continue
             shard = self.shard(domain)
-            keys = shard._filtered_keys("working", {"source": f"run:{run_id}"})
+            keys = shard.filtered_keys("working", {"source": f"run:{run_id}"})
             shard.drop([item.id for item in shard.items(keys).values()])
 
     # ---- searching ----------------------------------------------------------------------

@@ -397,7 +397,7 @@ class Shard:
             found = self._vectors.search(query_vector, min(limit, len(self._vectors)))
             return [Ranked(int(k), 1.0 - float(d)) for k, d in zip(found.keys, found.distances,
                                                                  strict=False) if d < 1.0]
-        allowed = self._filtered_keys(layer, filters)
+        allowed = self.filtered_keys(layer, filters)
         if not allowed:
             return []
         keys = np.array(allowed, dtype=np.uint64)
@@ -406,7 +406,7 @@ class Shard:
         order = np.argsort(-scores)[:limit]
         return [Ranked(int(keys[i]), float(scores[i])) for i in order if scores[i] > 0]
 
-    def _filtered_keys(self, layer: str | None, filters: Mapping[str, Any]) -> list[int]:
+    def filtered_keys(self, layer: str | None, filters: Mapping[str, Any]) -> list[int]:
         import tantivy
 
         queries = self._filter_queries(layer, filters)
