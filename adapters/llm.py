@@ -227,11 +227,15 @@ class Cassette:
     """Recorded answers, one JSON line each: ``{"key", "model", "messages", "output", "usage"}``.
 
     The request travels with its answer so an operator can read (and review in git) what was
-    asked; only ``key`` is used to find it."""
+    asked; only ``key`` is used to find it. A hand-written entry may carry ``"match":
+    {"step": "PLAYBOOK/STEP", "model"?: NAME}`` instead of a key: it answers any request of
+    that step (and model) that no recorded entry answers, which is how shipped examples stay
+    replayable when their prompts carry run-specific text."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._entries: dict[str, dict[str, Any]] | None = None
+        self._loose: list[dict[str, Any]] = []
 
     def entries(self) -> dict[str, dict[str, Any]]:
         if self._entries is None:
@@ -242,14 +246,22 @@ class Cassette:
                         continue
                     try:
                         entry = json.loads(line)
-                        self._entries[str(entry["key"])] = entry
+                        if "key" in entry:
+                            self._entries[str(entry["key"])] = entry
+                        else:
+                            self._loose.append({**entry, "match": dict(entry["match"])})
                     except (ValueError, KeyError, TypeError):
-                        raise PermanentError(f"{self.path}:{number}: not a cassette entry "
-                                             "(expected a JSON object with a 'key')") from None
+                        raise PermanentError(
+                            f"{self.path}:{number}: not a cassette entry (expected a JSON "
+                            "object with a 'key' or a 'match')") from None
         return self._entries
 
-    def find(self, request: ModelRequest) -> ModelAnswer | None:
+    def find(self, request: ModelRequest, step: str = "") -> ModelAnswer | None:
         entry = self.entries().get(request.key())
+        if entry is None:
+            entry = next((e for e in self._loose
+                          if e["match"].get("step") == step
+                          and e["match"].get("model", request.model) == request.model), None)
         if entry is None:
             return None
         usage = entry.get("usage") or {}

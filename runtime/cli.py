@@ -223,6 +223,7 @@ def main() -> None:
     """Entry point: user errors never surface as tracebacks."""
     from . import (  # noqa: F401  (they register their commands on the group)
         cli_events,
+        cli_init,
         cli_memory,
         cli_operator,
         cli_plan,

@@ -20,13 +20,25 @@ from .cli_runs import (
 )
 
 
-def _decide(obj: Context, run_id: str, gate: str | None, decision: str, comment: str | None,
-            fmt: str) -> None:
+def _only_gated_run(ws: Any) -> str:
+    """The one run with an open gate, for ``approve``/``reject`` without a RUN."""
+    gated = [summary.id for summary in ws.workspace_state().runs.values()
+             if summary.status == "waiting"
+             and any(g.decision is None for g in ws.run_state(summary.id).gates.values())]
+    if len(gated) != 1:
+        listed = ", ".join(gated) or "none"
+        fail(f"{len(gated)} runs wait at a gate ({listed}); name the RUN")
+    return str(gated[0])
+
+
+def _decide(obj: Context, run_id: str | None, gate: str | None, decision: str,
+            comment: str | None, fmt: str) -> None:
     from .eventlog import NewEvent
     from .state import apply_run
 
     ws = open_workspace(obj)
     with ws:
+        run_id = run_id or _only_gated_run(ws)
         state = _load_run(ws, run_id)
         open_gates = [g for g in state.gates.values() if g.decision is None]
         if gate is None:
@@ -47,21 +59,22 @@ def _decide(obj: Context, run_id: str, gate: str | None, decision: str, comment:
 
 def _gate_command(name: str, decision: str, help_text: str) -> None:
     @cli.command(name, help=help_text)
-    @click.argument("run_id")
+    @click.argument("run_id", required=False)
     @click.argument("gate", required=False)
     @click.option("--comment", help="Why; shown in the run's history.")
     @FORMAT
     @click.pass_obj
-    def decide(obj: Context, run_id: str, gate: str | None, comment: str | None,
+    def decide(obj: Context, run_id: str | None, gate: str | None, comment: str | None,
                fmt: str) -> None:
         _decide(obj, run_id, gate, decision, comment, fmt)
 
 
 _gate_command("approve", "approved",
-              "Approve a gate and continue the run (GATE may be left out when only one is "
-              "open).")
+              "Approve a gate and continue the run. GATE may be left out when the run has "
+              "one open gate, and RUN too when only one run waits at a gate.")
 _gate_command("reject", "rejected",
-              "Reject a gate: the run fails and its completed steps are compensated.")
+              "Reject a gate: the run fails and its completed steps are compensated. RUN and "
+              "GATE may be left out as for approve.")
 
 
 @cli.command()

@@ -117,9 +117,9 @@ def _waiting_runs(ws: Workspace, event: Mapping[str, Any]) -> list[tuple[str, An
 
 def _matches(ws: Workspace, playbook: ir.Playbook, state: RunState, path: str,
              event: Mapping[str, Any]) -> bool:
-    from .interpreter import _template
+    from .interpreter import step_template
 
-    step = next((s for s in playbook.walk() if s.path == _template(path)), None)
+    step = next((s for s in playbook.walk() if s.path == step_template(path)), None)
     if step is None or not isinstance(step.body, ir.Wait) or step.body.match is None:
         return step is not None
     frame = Frame("")

@@ -128,7 +128,7 @@ class Runner:
         self.on_record = on_record
         self.failed = any(s.status == "failed" and not s.continued
                           for s in state.steps.values())
-        self.steps_by_template = {_template(s.path): s for s in playbook.walk()}
+        self.steps_by_template = {step_template(s.path): s for s in playbook.walk()}
         self._last_cancel_check = 0.0
         self.suspended = False
         self._run_error: dict[str, Any] | None = None  # a failure of the run's own outputs
@@ -606,7 +606,7 @@ class Runner:
     async def compensate(self) -> bool:
         ok = True
         for path in reversed(list(self.state.completed)):
-            step = self.steps_by_template.get(_template(path))
+            step = self.steps_by_template.get(step_template(path))
             if step is None or step.compensate is None:
                 continue
             if self.state.compensations.get(path) == "succeeded":
@@ -677,7 +677,7 @@ def render_text(text: str, contexts: Mapping[str, Any]) -> str:
     return str(render_template(text, contexts))
 
 
-def _template(path: str) -> str:
+def step_template(path: str) -> str:
     """``match[3]/record`` -> ``match/record``: the step in the playbook a path runs."""
     out = []
     depth = 0

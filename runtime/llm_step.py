@@ -104,11 +104,11 @@ class Models:
             found = self.cassettes[spec.cassette] = Cassette(spec.cassette)
         return found
 
-    async def call(self, spec: ModelSpec, request: ModelRequest) -> ModelAnswer:
+    async def call(self, spec: ModelSpec, request: ModelRequest, step: str = "") -> ModelAnswer:
         recording = self.ws.record_models
         if spec.provider == "replay":
             cassette = self.cassette(spec)
-            answer = cassette.find(request)
+            answer = cassette.find(request, step)
             if answer is not None:
                 return answer
             if not (recording and spec.base_url):
@@ -171,7 +171,8 @@ async def _one_call(runner: Runner, models: Models, spec: ModelSpec, request: Mo
     if answer is None:
         check_budget(runner, spec, request)
         try:
-            answer = await models.call(spec, request)
+            answer = await models.call(spec, request,
+                                       f"{runner.playbook.name}/{_template_of(path)}")
         except InvalidAnswer as exc:
             error, answer = exc, ModelAnswer(None, exc.usage)
     cost = 0.0 if cached is not None else spec.price.cost(answer.usage)
@@ -188,6 +189,12 @@ async def _one_call(runner: Runner, models: Models, spec: ModelSpec, request: Mo
     if body.cache and cached is None:
         models.cache.put(key, runner.ws.masker.data(answer.output))
     return answer.output, accepted
+
+
+def _template_of(path: str) -> str:
+    from .interpreter import step_template
+
+    return step_template(path)
 
 
 def _accepts(tier: ir.Tier, output: Any, contexts: dict[str, Any]) -> bool:
