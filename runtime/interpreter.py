@@ -536,6 +536,8 @@ class Runner:
         await self.fan_out(jobs, body.max_concurrency or len(jobs), body.fail_fast,
                            lambda job: self.run_step(*job),
                            lambda job: self._failed(job[1].prefix + job[0].id))
+        if self.suspended:
+            raise Suspended  # a child waits for the operator: the container is not done
         results = {}
         for child in body.steps:
             state = self.state.steps.get(f"{path}/{child.id}")
@@ -578,6 +580,8 @@ class Runner:
         await self.fan_out(frames, body.max_concurrency, body.fail_fast,
                            lambda item_frame: self.run_steps(body.steps, item_frame),
                            lambda item_frame: self._frame_failed(body, item_frame))
+        if self.suspended:
+            raise Suspended  # an item waits for the operator: the foreach is not done
         results = []
         for item_frame in frames:
             if self._frame_failed(body, item_frame) or any(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from typing import Any
 
 from .conftest import Harness
 
@@ -274,3 +275,38 @@ steps:
     assert "outside the workspace" in state.steps["escape"].error["message"]
     assert "aiosrun's own state" in state.steps["state"].error["message"]
     assert not (h.root.parent / "outside.txt").exists()
+
+
+def test_an_escalation_inside_foreach_suspends_the_foreach(harness: Callable[[], Any]) -> None:
+    """The foreach is not done while an item waits for the operator: resuming keeps waiting,
+    and only the operator's answer lets the run go on."""
+    from aiosrun.runtime.eventlog import NewEvent
+
+    h = harness()
+    run = h.run("""
+steps:
+  - id: each
+    foreach:
+      items: [1, 2]
+      steps:
+        - id: check
+          uses: debug.fail
+          with: {times: "${{ item == 2 && 5 || 0 }}", error: permanent, value: ok}
+          escalate: {after_attempts: 1}
+  - id: after
+    uses: debug.echo
+    with: {value: done}
+""")
+    assert run.status == "waiting"
+    assert run.steps["each"].status == "running"
+    assert "after" not in run.steps
+    playbook = h.ws.playbook(run.digest)
+    again = h.execute(playbook, h.ws.run_state(run.id))
+    assert again.status == "waiting" and "after" not in again.steps
+    h.ws.log.append(NewEvent("EscalationResolved", {"path": "each[1]/check", "action": "skip",
+                                                    "outputs": {"value": "skipped"}},
+                             run=run.id))
+    final = h.execute(playbook, h.ws.run_state(run.id))
+    assert final.status == "succeeded"
+    assert final.steps["each"].outputs == [{"check": {"value": "ok"}},
+                                           {"check": {"value": "skipped"}}]
