@@ -25,7 +25,13 @@ def test_wheel_has_package_data_and_entry_point(tmp_path: Path) -> None:
                      "aiosrun/playbooks/customer-onboarding.yaml",
                      "aiosrun/playbooks/content-cadence.yaml",
                      "aiosrun/playbooks/billing-reconciliation.yaml",
-                     "aiosrun/dsl/loader.py", "aiosrun/runtime/cli.py", "aiosrun/dsl/py.typed"]:
+                     "aiosrun/dsl/loader.py", "aiosrun/runtime/cli.py", "aiosrun/dsl/py.typed",
+                     "aiosrun/runtime/starter/aios.yaml",
+                     "aiosrun/runtime/starter/gitignore",
+                     "aiosrun/runtime/starter/pre-commit-config.yaml",
+                     "aiosrun/runtime/starter/examples/payments.csv",
+                     "aiosrun/runtime/starter/cassettes/small.jsonl",
+                     "aiosrun/runtime/starter/knowledge/products/plans.md"]:
         assert expected in names, expected
     assert not any(n.startswith(("aiosrun/__init__", "dsl/", "runtime/", "tests/"))
                    for n in names)
