@@ -8,7 +8,7 @@ reported at their line and column; values given as expressions are checked at ru
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -83,3 +83,27 @@ def _has_expression(value: Any) -> bool:
     if isinstance(value, list):
         return any(_has_expression(v) for v in value)
     return has_expression(value)
+
+
+def check_models(doc: Document, aliases: Collection[str]) -> list[Diagnostic]:
+    """``llm:`` steps name model aliases that the workspace's ``models`` declares."""
+    out: list[Diagnostic] = []
+    for path, step in iter_steps(doc.data.get("steps"), ("steps",)):
+        for body, where in ((step.get("llm"), (*path, "llm")),
+                            ((step.get("compensate") or {}).get("llm"),
+                             (*path, "compensate", "llm"))):
+            if not isinstance(body, dict):
+                continue
+            named: list[tuple[Any, JsonPath]] = [(body.get("model"), (*where, "model"))]
+            tiers = body.get("tiers")
+            if isinstance(tiers, list):
+                named += [(t.get("model"), (*where, "tiers", i, "model"))
+                          for i, t in enumerate(tiers) if isinstance(t, dict)]
+            for alias, at in named:
+                if isinstance(alias, str) and not has_expression(alias) \
+                        and alias not in aliases:
+                    out.append(Diagnostic.at(
+                        doc.span(at), "unknown-model",
+                        f"unknown model alias '{alias}' (aios.yaml models: "
+                        f"{quote_list(sorted(aliases))}){did_you_mean(alias, aliases)}"))
+    return out

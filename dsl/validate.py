@@ -6,13 +6,13 @@ it is named ``aios.yaml`` or says ``kind: Workspace``; everything else is a play
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ir
 from .check import check_playbook, check_workspace
-from .check_adapters import Catalog, check_actions
+from .check_adapters import Catalog, check_actions, check_models
 from .compile import compile_playbook
 from .diagnostics import Diagnostic, sort_diagnostics
 from .errors import PlaybookError
@@ -52,8 +52,10 @@ def collect_files(paths: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]:
 
 
 def validate_files(files: Iterable[Path], display_root: Path | None = None,
-                   catalog: Catalog | None = None) -> ValidationResult:
-    """``catalog`` (``ADAPTER.ACTION`` -> argument schema) also checks ``uses:`` steps."""
+                   catalog: Catalog | None = None,
+                   models: Collection[str] | None = None) -> ValidationResult:
+    """``catalog`` (``ADAPTER.ACTION`` -> argument schema) also checks ``uses:`` steps, and
+    ``models`` (the workspace's model aliases) the models of ``llm:`` steps."""
     result = ValidationResult()
     names: dict[str, Diagnostic] = {}
     for path in files:
@@ -70,6 +72,8 @@ def validate_files(files: Iterable[Path], display_root: Path | None = None,
         problems = check_schema(doc, "playbook") + check_playbook(doc)
         if catalog is not None:
             problems += check_actions(doc, catalog)
+        if models:
+            problems += check_models(doc, models)
         result.diagnostics.extend(problems)
         name = doc.data.get("name")
         if isinstance(name, str):
@@ -87,11 +91,14 @@ def validate_files(files: Iterable[Path], display_root: Path | None = None,
     return result
 
 
-def validate_document(doc: Document, catalog: Catalog | None = None) -> ir.Playbook:
+def validate_document(doc: Document, catalog: Catalog | None = None,
+                      models: Collection[str] | None = None) -> ir.Playbook:
     """Check and compile one loaded playbook; raises :class:`PlaybookError`."""
     problems = check_schema(doc, "playbook") + check_playbook(doc)
     if catalog is not None:
         problems += check_actions(doc, catalog)
+    if models:
+        problems += check_models(doc, models)
     if problems:
         raise PlaybookError(sort_diagnostics(problems))
     return compile_playbook(doc)

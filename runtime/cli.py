@@ -35,6 +35,20 @@ class Context:
 
         return Registry.discover(self.workspace()).catalog()
 
+    def model_aliases(self) -> list[str] | None:
+        """The workspace's model aliases, for checking ``llm:`` steps (None: no check)."""
+        root = self.workspace()
+        if root is None:
+            return None
+        from aiosrun.dsl.errors import PlaybookError
+        from aiosrun.dsl.loader import load_file
+
+        try:
+            models = load_file(root / "aios.yaml").data.get("models")
+        except PlaybookError:
+            return None  # validate reports the broken file itself
+        return sorted(models) if isinstance(models, dict) else None
+
     def default_paths(self) -> list[Path]:
         """The workspace's ``aios.yaml`` and ``playbooks/``, else the current folder."""
         root = self.workspace()
@@ -78,7 +92,8 @@ def validate(obj: Context, paths: tuple[Path, ...], fmt: str) -> None:
     from aiosrun.dsl.validate import collect_files, validate_files
 
     files, missing = collect_files(list(paths) or obj.default_paths())
-    result = validate_files(files, display_root=Path.cwd(), catalog=obj.catalog())
+    result = validate_files(files, display_root=Path.cwd(), catalog=obj.catalog(),
+                            models=obj.model_aliases())
     diagnostics = sorted(missing + result.diagnostics)
     if fmt == "json":
         click.echo(json.dumps([d.to_json() for d in diagnostics], indent=2))

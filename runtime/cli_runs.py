@@ -78,7 +78,8 @@ def apply(obj: Context, paths: tuple[Path, ...], dry_run: bool) -> None:
     with ws:
         whole = not paths
         files, missing = collect_files(list(paths) or [ws.root / "playbooks"])
-        result = validate_files(files, display_root=Path.cwd(), catalog=ws.registry.catalog())
+        result = validate_files(files, display_root=Path.cwd(), catalog=ws.registry.catalog(),
+                                models=list(ws.settings.data.get("models") or {}))
         problems = sorted(missing + result.diagnostics)
         for diagnostic in problems:
             click.echo(diagnostic.format())
@@ -324,7 +325,8 @@ def run(obj: Context, target: str, pairs: tuple[str, ...], inputs_file: Path | N
         path = Path(target)
         if path.suffix in (".yaml", ".yml") and path.is_file():
             try:
-                playbook = validate_document(load_file(path), ws.registry.catalog())
+                playbook = validate_document(load_file(path), ws.registry.catalog(),
+                                             list(ws.settings.data.get("models") or {}))
             except PlaybookError as exc:
                 click.echo(str(exc))
                 sys.exit(1)

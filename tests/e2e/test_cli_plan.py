@@ -94,3 +94,18 @@ def test_plan_of_an_applied_playbook_and_errors(aiosrun: Runner, tmp_path: Path)
     (tmp_path / "bad.yaml").write_text(PLAYBOOK.replace("model: small, prompt", "modle: x, prompt"))
     bad = aiosrun("plan", "bad.yaml")
     assert bad.returncode == 1 and "bad.yaml:" in bad.stdout and "Traceback" not in bad.stderr
+
+
+def test_validate_checks_model_aliases_against_the_workspace(aiosrun: Runner,
+                                                             tmp_path: Path) -> None:
+    (tmp_path / "aios.yaml").write_text(WORKSPACE)
+    (tmp_path / "p.yaml").write_text(PLAYBOOK.replace("- model: large", "- model: lareg"))
+    done = aiosrun("validate", "p.yaml")
+    assert done.returncode == 1
+    assert done.stdout.strip() == (
+        "p.yaml:12:18: error: unknown model alias 'lareg' (aios.yaml models: 'large', "
+        "'small'); did you mean 'large'? [unknown-model]")
+    assert aiosrun("run", "p.yaml").returncode == 1
+    # a workspace without models declares none to check against: the playbook is valid
+    (tmp_path / "aios.yaml").write_text("apiVersion: aiosrun/v1\nkind: Workspace\n")
+    assert aiosrun("validate", "p.yaml").returncode == 0
