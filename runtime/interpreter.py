@@ -638,12 +638,15 @@ class Runner:
         while True:
             attempt += 1
             try:
-                if isinstance(undo.body, ir.Uses):
-                    limit = (undo.timeout_ms or math.inf) / 1000
-                    with trio.fail_after(limit):
+                limit = (undo.timeout_ms or math.inf) / 1000
+                with trio.fail_after(limit):
+                    if isinstance(undo.body, ir.Uses):
                         return await self.call_adapter(undo.body, frame, step, path,
                                                        attempt, key, policy=False)
-                raise PermanentError("only 'uses' compensations run in this version")
+                    if isinstance(undo.body, ir.Llm):
+                        return await run_llm(self, undo.body, frame, f"{path}#compensate",
+                                             attempt)
+                    return await self.call_playbook(undo.body, frame, f"{path}-undo")
             except trio.TooSlowError:
                 error: AdapterError = StepTimeout("compensation timed out")
             except AdapterError as exc:

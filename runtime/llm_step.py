@@ -138,7 +138,8 @@ async def run_llm(runner: Runner, body: ir.Llm, frame: Frame, path: str, attempt
     schema = ir.thaw(body.output_schema) if body.output_schema is not None else None
     models = runner.models
     tiers = tiers_of(body, runner.ws.settings.data)
-    earlier = {(c["attempt"], c["tier"]): c for c in runner.state.steps[path].calls}
+    step_state = runner.state.steps.get(path)  # none for a compensation's model call
+    earlier = {(c["attempt"], c["tier"]): c for c in (step_state.calls if step_state else [])}
     output: Any = None
     for number, tier in enumerate(tiers, 1):
         spec = model_spec(runner.ws, tier.model)

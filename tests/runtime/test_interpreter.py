@@ -310,3 +310,31 @@ steps:
     assert final.status == "succeeded"
     assert final.steps["each"].outputs == [{"check": {"value": "ok"}},
                                            {"check": {"value": "skipped"}}]
+
+
+def test_a_call_compensation_runs_the_undo_playbook(harness: Callable[[], Any]) -> None:
+    h = harness()
+    h.add("""
+inputs:
+  booking: {type: string}
+steps:
+  - id: cancel
+    uses: files.append
+    with: {path: out/undo.txt, line: "cancelled ${{ inputs.booking }}"}
+""", name="undo-booking")
+    run = h.run("""
+steps:
+  - id: book
+    uses: files.append
+    with: {path: out/undo.txt, line: booked}
+    compensate:
+      call: {playbook: undo-booking, with: {booking: "${{ steps.book.outputs.path }}"}}
+  - id: boom
+    uses: debug.fail
+    with: {times: 1, error: permanent}
+""")
+    assert run.status == "compensated"
+    assert h.read("out/undo.txt").splitlines() == ["booked", "cancelled out/undo.txt"]
+    assert run.compensations == {"book": "succeeded"}
+    child = h.ws.run_state(f"{run.id}.book-undo")
+    assert child.status == "succeeded" and child.parent == run.id

@@ -349,3 +349,28 @@ def test_a_resumed_attempt_does_not_pay_twice_for_a_tier(tmp_path: Path, live: C
     assert [r["body"]["model"] for r in api.requests] == ["cheap-1", "big-1"]
     assert final.cost_usd == pytest.approx(cost(SMALL, 300, 40) + cost(LARGE, 310, 55),
                                            abs=1e-12)
+
+
+def test_an_llm_compensation_is_a_recorded_model_call(live: Callable[..., LiveHarness],
+                                                      endpoint: tuple[FakeOpenAI,
+                                                                      Answers]) -> None:
+    api, answers = endpoint
+    answers["cheap-1"] = [Reply("Sorry, your order was cancelled.", 30, 8)]
+    h = live()
+    run = h.run("""
+steps:
+  - id: order
+    uses: debug.echo
+    with: {value: 42}
+    compensate:
+      llm: {model: small, prompt: "Apologize for order ${{ steps.order.outputs.value }}"}
+  - id: boom
+    uses: debug.fail
+    with: {times: 1, error: permanent}
+""")
+    assert run.status == "compensated"
+    assert api.requests[0]["body"]["messages"][-1]["content"] == "Apologize for order 42"
+    [call] = h.calls(run)
+    assert call["path"] == "order#compensate" and call["output"] == {
+        "text": "Sorry, your order was cancelled."}
+    assert run.cost_usd == pytest.approx(cost(SMALL, 30, 8), abs=1e-12)
