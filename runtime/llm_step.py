@@ -23,7 +23,6 @@ from aiosrun.adapters.llm import (
     ModelRequest,
     ModelSpec,
     Price,
-    Usage,
     call_openai,
     open_client,
     worst_case_cost,
@@ -246,6 +245,3 @@ def _shown(path: Path | None, root: Path) -> str:
         return str(path.relative_to(root))
     except ValueError:
         return str(path)
-
-
-__all__ = ["Models", "Usage", "model_spec", "run_llm", "tiers_of", "worst_case_cost"]
