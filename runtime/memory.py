@@ -202,9 +202,14 @@ def open_store(ws: Any) -> MemoryStore:
     weights = (float(fusion.get("bm25_weight", bm25)), float(fusion.get("vector_weight", vector)))
     store = MemoryStore(ws.state_dir / "memory", embedder, domains, weights,
                         fusion.get("method", "score"))
+    catch_up(store, ws)
+    return store
+
+
+def catch_up(store: MemoryStore, ws: Any) -> None:
+    """Bring the projections up to date: finished runs and changed knowledge files."""
     sync_knowledge(store, ws.root / "knowledge")
     sync_episodes(store, ws)
-    return store
 
 
 def episodes_domain(store: MemoryStore) -> str:

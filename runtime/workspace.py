@@ -93,14 +93,22 @@ class Workspace:
         self._playbooks: dict[str, Any] = {}
         self.record_models = os.environ.get("AIOS_RECORD") == "1"  # `run --record`
         self._memory: Any = None
+        self._memory_synced = 0.0
 
     def memory(self) -> Any:
-        """The memory store, opened (and caught up with episodes and knowledge) on first use:
-        tantivy, usearch and numpy are imported only by the commands that need them."""
-        if self._memory is None:
-            from .memory import open_store
+        """The memory store, opened on first use (tantivy, usearch and numpy are imported
+        only by the commands that need them) and caught up with episodes and knowledge then
+        and, in a long-running process such as ``serve``, at most every 10 seconds."""
+        import time
 
+        from .memory import catch_up, open_store
+
+        if self._memory is None:
             self._memory = open_store(self)
+            self._memory_synced = time.monotonic()
+        elif time.monotonic() - self._memory_synced > 10:
+            catch_up(self._memory, self)
+            self._memory_synced = time.monotonic()
         return self._memory
 
     def close(self) -> None:

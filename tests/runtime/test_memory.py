@@ -208,3 +208,18 @@ def test_sigkill_during_bulk_adds_leaves_the_indexes_in_agreement(tmp_path: Path
         consistent(folder)
     items, indexed = consistent(folder)
     assert items == indexed > 0
+
+
+def test_a_long_running_process_catches_up_with_new_knowledge(tmp_path: Path) -> None:
+    from aiosrun.runtime.workspace import Workspace
+
+    (tmp_path / "aios.yaml").write_text("apiVersion: aiosrun/v1\nkind: Workspace\n")
+    with Workspace(tmp_path) as ws:
+        memory = ws.memory()
+        assert memory.search("parking", domains=["operations"]) == []
+        (tmp_path / "knowledge").mkdir()
+        (tmp_path / "knowledge" / "office.md").write_text("# Parking\nUse the north lot.\n")
+        assert ws.memory().search("parking", domains=["operations"]) == []  # within 10 s
+        ws._memory_synced -= 11  # as if serve had kept running
+        hits = ws.memory().search("parking", domains=["operations"])
+        assert [h.item.source for h in hits] == ["knowledge/office.md"]
