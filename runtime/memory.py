@@ -22,8 +22,8 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +54,14 @@ class Hit:
 
 class MemoryStore:
     def __init__(self, folder: Path, embedder: Embedder, domains: Sequence[str],
-                 weights: tuple[float, float] | None = None, fusion: str = "score") -> None:
+                 weights: tuple[float, float] | None = None, fusion: str = "score",
+                 mask: Callable[[Any], Any] | None = None) -> None:
         self.folder = folder
         self.embedder = embedder
         self.domains = tuple(domains)
         self.weights = weights or default_weights(embedder)
         self.fusion = fusion
+        self.mask = mask or (lambda value: value)  # secrets never reach the journal
         self._shards: dict[str, Shard] = {}
 
     def shard(self, domain: str) -> Shard:
@@ -76,6 +78,8 @@ class MemoryStore:
     # ---- writing ----------------------------------------------------------------------
 
     def remember(self, items: Sequence[MemoryItem]) -> list[str]:
+        items = [replace(item, id=self.mask(item.id), text=self.mask(item.text),
+                         metadata=self.mask(dict(item.metadata))) for item in items]
         by_domain: dict[str, list[MemoryItem]] = {}
         for item in items:
             if item.layer not in LAYERS:
@@ -201,7 +205,7 @@ def open_store(ws: Any) -> MemoryStore:
     bm25, vector = default_weights(embedder)
     weights = (float(fusion.get("bm25_weight", bm25)), float(fusion.get("vector_weight", vector)))
     store = MemoryStore(ws.state_dir / "memory", embedder, domains, weights,
-                        fusion.get("method", "score"))
+                        fusion.get("method", "score"), ws.masker.data)
     catch_up(store, ws)
     return store
 

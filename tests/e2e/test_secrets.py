@@ -13,6 +13,7 @@ FROM_ENV = "tok-from-environment-5c2e"
 PLAYBOOK = """apiVersion: aiosrun/v1
 kind: Playbook
 name: secretive
+memory: [operations]
 steps:
   - id: use
     uses: files.write
@@ -20,6 +21,10 @@ steps:
   - id: echo
     uses: debug.echo
     with: {value: "key=${{ secrets.API_KEY }}"}
+  - id: note
+    uses: memory.remember
+    with: {domain: operations, text: "token ${{ secrets.TOKEN }}",
+           metadata: {key: "${{ secrets.API_KEY }}"}}
   - id: ask
     gate:
       message: "Use ${{ secrets.TOKEN }} for ${{ steps.echo.outputs.value }}?"
