@@ -16,7 +16,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,12 +268,14 @@ class Cassette:
         return ModelAnswer(entry.get("output"), Usage(int(usage.get("input_tokens", 0)),
                                                       int(usage.get("output_tokens", 0))))
 
-    def add(self, request: ModelRequest, answer: ModelAnswer) -> None:
-        entry = {"key": request.key(), "model": request.model,
-                 "messages": [list(m) for m in request.messages], "schema": request.schema,
-                 "output": answer.output,
-                 "usage": {"input_tokens": answer.usage.input_tokens,
-                           "output_tokens": answer.usage.output_tokens}}
+    def add(self, request: ModelRequest, answer: ModelAnswer,
+            mask: Callable[[Any], Any] = lambda value: value) -> None:
+        """Append an answer; ``mask`` hides secrets in what is written (the key is a hash)."""
+        entry = {"key": request.key(), **mask({
+            "model": request.model, "messages": [list(m) for m in request.messages],
+            "schema": request.schema, "output": answer.output,
+            "usage": {"input_tokens": answer.usage.input_tokens,
+                      "output_tokens": answer.usage.output_tokens}})}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as out:
             out.write(json.dumps(entry, ensure_ascii=False, default=_plain) + "\n")

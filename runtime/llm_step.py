@@ -121,8 +121,7 @@ class Models:
             client = self.clients[where] = open_client(spec)
         answer = await call_openai(spec, request, client)
         if recording:
-            self.cassette(spec).add(request, ModelAnswer(self.ws.masker.data(answer.output),
-                                                         answer.usage))
+            self.cassette(spec).add(request, answer, self.ws.masker.data)
         return answer
 
 

@@ -311,16 +311,20 @@ def test_replay_answers_from_the_cassette_and_record_fills_it(
 
     h.ws.record_models = True
     recorded = h.run(body, {"name": "Ada"})
+    secretive = h.run(body.replace("Write a welcome for", "Key ${{ secrets.LLM_KEY }} for"),
+                      {"name": "Ada"})
+    assert secretive.steps["welcome"].status == "succeeded"
     assert recorded.steps["welcome"].outputs["subject"] == "recorded"
     lines = (h.root / "cassettes" / "replayed.jsonl").read_text().splitlines()
-    assert len(lines) == 1 and json.loads(lines[0])["output"]["subject"] == "recorded"
-    assert "sk-local-test-key" not in lines[0]
+    assert len(lines) == 2 and json.loads(lines[0])["output"]["subject"] == "recorded"
+    assert "Key *** for Ada" in lines[1]  # a secret in a prompt is masked in the cassette
+    assert all("sk-local-test-key" not in line for line in lines)
 
     h.ws.record_models = False
     answers["cheap-1"] = [Reply(status=500)]  # the endpoint is not asked any more
     replayed = h.run(body, {"name": "Ada"})
     assert replayed.steps["welcome"].outputs == recorded.steps["welcome"].outputs
-    assert len(api.requests) == 1
+    assert len(api.requests) == 2
 
 
 class Crash(BaseException):
