@@ -274,20 +274,22 @@ class Shard:
             return 0
         with self.locked():
             self._catch_up()
-            present = set(self.live_ids()) & wanted
-            mentioned = wanted & {e["item"]["id"] for e in self._read_journal() if e["op"] == "add"}
+            present = len(set(self._keys_of(sorted(wanted))))
+            journal = list(self._read_journal())
+            mentioned = wanted & {e["item"]["id"] for e in journal if e["op"] == "add"}
             if not mentioned:
                 return 0
             temporary = self.pending_path.with_suffix(".tmp")
             temporary.write_text(json.dumps({"ids": sorted(mentioned)}), "utf-8")
             os.replace(temporary, self.pending_path)
-            self._erase(mentioned)
+            self._erase(mentioned, journal)
             self.pending_path.unlink()
-            return len(present)
+            return present
 
-    def _erase(self, ids: set[str]) -> None:
-        kept = [e for e in self._read_journal()
-                if not (e["op"] == "add" and e["item"]["id"] in ids)]
+    def _erase(self, ids: set[str], journal: list[dict[str, Any]] | None = None) -> None:
+        if journal is None:
+            journal = list(self._read_journal())
+        kept = [e for e in journal if not (e["op"] == "add" and e["item"]["id"] in ids)]
         kept = [e if e["op"] != "drop" else {"op": "drop",
                                              "ids": [i for i in e["ids"] if i not in ids]}
                 for e in kept]
