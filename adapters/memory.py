@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import trio
-
 from .base import Action, Adapter, CallContext, PermanentError
 
 _DOMAIN = {"type": "string", "pattern": "^[a-z][a-z0-9_-]*$"}
@@ -48,6 +46,8 @@ class MemoryAdapter(Adapter):
 
     async def call(self, action: str, args: Mapping[str, Any],
                    ctx: CallContext) -> Mapping[str, Any]:
+        import trio  # here: `aiosrun validate` loads this module only for its schemas
+
         memory = ctx.memory
         if memory is None:
             raise PermanentError(f"memory.{action}: no memory store in this context")
