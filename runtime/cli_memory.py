@@ -42,15 +42,22 @@ def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     except OSError as exc:
         fail(f"{path}: {exc.strerror}")
     for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except ValueError as exc:
-            fail(f"{path}:{number}:{getattr(exc, 'colno', 1)}: not JSON: {exc}")
-        if not isinstance(value, dict):
-            fail(f"{path}:{number}:1: expected a JSON object")
-        yield number, value
+        if line.strip():
+            yield number, _json_object(line, f"{path}:{number}")
+
+
+def _json_object(text: str | None, where: str) -> dict[str, Any]:
+    """A JSON object from an option or a JSONL line; ``where`` (``FILE:LINE`` or the option)
+    positions the error."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        fail(f"{where}:{getattr(exc, 'colno', 1)}: not JSON: {exc}")
+    if not isinstance(value, dict):
+        fail(f"{where}:1: expected a JSON object")
+    return value
 
 
 @memory.command()
@@ -95,17 +102,6 @@ def add(obj: Context, text: str | None, items_file: Path | None, domain: str | N
             fail(str(exc))
     click.echo(ids[0] if len(ids) == 1 else f"{len(ids)} items remembered")
 
-
-def _json_object(text: str | None, option: str) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        fail(f"{option}: not JSON: {exc}")
-    if not isinstance(value, dict):
-        fail(f"{option}: expected a JSON object")
-    return value
 
 
 @memory.command()
