@@ -35,7 +35,8 @@ def plan(obj: Context, target: str, fmt: str) -> None:
     path = Path(target)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         try:
-            playbook = validate_document(load_file(path), obj.catalog(), obj.model_aliases())
+            playbook = validate_document(load_file(path), obj.catalog(),
+                                         list(settings.data.get("models") or {}))
         except PlaybookError as exc:
             click.echo(str(exc))
             sys.exit(1)

@@ -225,6 +225,8 @@ def sync_episodes(store: MemoryStore, ws: Any) -> None:
     from .state import TERMINAL
 
     domain = episodes_domain(store)
+    # which runs were recorded is kept, not derived from the index: an episode the
+    # operator forgot must not come back at the next catch-up
     marker = store.folder / f"{domain}.episodes.json"
     try:
         seen: dict[str, Any] = json.loads(marker.read_text("utf-8"))
