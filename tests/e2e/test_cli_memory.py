@@ -122,6 +122,11 @@ def test_playbooks_use_their_declared_domains_only(aiosrun: Runner, tmp_path: Pa
     assert episodes and episodes[0]["metadata"]["playbook"] == "recall"
     assert episodes[0]["metadata"]["outcome"] == "succeeded"
 
+    episode_id = episodes[0]["id"]
+    assert aiosrun("memory", "forget", episode_id).stdout.strip() == "1 item(s) forgotten"
+    stats = json.loads(aiosrun("memory", "stats", "--format", "json").stdout)
+    assert stats["domains"]["operations"]["layers"]["episodic"] == 0  # it stays forgotten
+
     # a retry or a second run of the same step does not store the item twice
     stats = json.loads(aiosrun("memory", "stats", "--format", "json").stdout)
     assert stats["domains"]["customers"]["items"] == 1 and keep_id.startswith("mem-")
