@@ -223,3 +223,24 @@ def test_a_long_running_process_catches_up_with_new_knowledge(tmp_path: Path) ->
         ws._memory_synced -= 11  # as if serve had kept running
         hits = ws.memory().search("parking", domains=["operations"])
         assert [h.item.source for h in hits] == ["knowledge/office.md"]
+
+
+TWO_WRITERS = """
+import sys
+from pathlib import Path
+from aiosrun.runtime.embedders import HashingEmbedder
+from aiosrun.runtime.memory import MemoryStore, new_item
+memory = MemoryStore(Path(sys.argv[1]), HashingEmbedder(), ["customers"])
+for batch in range(25):
+    memory.remember([new_item(f"{sys.argv[2]} note {batch}-{i}", "customers",
+                              item_id=f"{sys.argv[2]}-{batch}-{i}") for i in range(50)])
+"""
+
+
+def test_two_processes_adding_to_one_domain_lose_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "memory"
+    writers = [subprocess.Popen([sys.executable, "-c", TWO_WRITERS, str(folder), name])
+               for name in ("left", "right")]
+    assert [w.wait(120) for w in writers] == [0, 0]
+    items, indexed = consistent(folder)
+    assert items == indexed == 2500
