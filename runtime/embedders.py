@@ -134,7 +134,9 @@ class SentenceTransformerEmbedder:
                                "pip install 'aiosrun[semantic]'") from None
         self.model_name = _local_model(model)
         self.model = SentenceTransformer(self.model_name, device="cpu")
-        self.dim = int(self.model.get_sentence_embedding_dimension() or 0)
+        dimension = getattr(self.model, "get_embedding_dimension", None) or \
+            self.model.get_sentence_embedding_dimension  # the older name
+        self.dim = int(dimension() or 0)
 
     @property
     def fingerprint(self) -> str:
