@@ -25,9 +25,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aiosrun.runtime.embedders import Embedder, HashingEmbedder, SentenceTransformerEmbedder
-from aiosrun.runtime.memory import MemoryStore, new_item
-from aiosrun.runtime.memory_eval import Qrel, evaluate
+from aiosrun.runtime.memory.embedders import Embedder, HashingEmbedder, SentenceTransformerEmbedder
+from aiosrun.runtime.memory.evaluation import Qrel, evaluate
+from aiosrun.runtime.memory.store import MemoryStore, new_item
 
 from tests.support.memory_set import build
 

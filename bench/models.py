@@ -27,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aiosrun.dsl.ir_codec import encode
 from aiosrun.dsl.loader import load_text
 from aiosrun.dsl.validate import validate_document
-from aiosrun.runtime.eventlog import NewEvent
-from aiosrun.runtime.interpreter import Runner, start_or_load
+from aiosrun.runtime.coordinator.interpreter import Runner
+from aiosrun.runtime.coordinator.runs import start_or_load
+from aiosrun.runtime.log.eventlog import NewEvent
 from aiosrun.runtime.workspace import Workspace
 
 from tests.support.fake_openai import FakeOpenAI, Reply

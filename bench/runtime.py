@@ -20,9 +20,10 @@ import trio
 from aiosrun.dsl.ir_codec import encode
 from aiosrun.dsl.loader import load_text
 from aiosrun.dsl.validate import validate_document
-from aiosrun.runtime.eventlog import EventLog, NewEvent
-from aiosrun.runtime.interpreter import Runner, start_or_load
-from aiosrun.runtime.state import fold_run
+from aiosrun.runtime.coordinator.interpreter import Runner
+from aiosrun.runtime.coordinator.runs import start_or_load
+from aiosrun.runtime.log.eventlog import EventLog, NewEvent
+from aiosrun.runtime.log.projections import fold_run
 from aiosrun.runtime.workspace import Workspace
 
 

@@ -1,5 +1,5 @@
 """``python -m aiosrun.runtime`` is the same as the ``aiosrun`` command."""
 
-from .cli import main
+from aiosrun.runtime.cli import main
 
 main()

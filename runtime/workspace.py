@@ -73,9 +73,8 @@ class Workspace:
 
     def __init__(self, root: Path, settings: Settings | None = None) -> None:
         from aiosrun.dsl.durations import parse_duration
-
-        from .eventlog import EventLog
-        from .registry import Registry
+        from aiosrun.runtime.log.eventlog import EventLog
+        from aiosrun.runtime.registry import Registry
 
         self.root = root
         self.state_dir = root / STATE_DIR
@@ -86,7 +85,7 @@ class Workspace:
                             group_window=window / 1000,
                             segment_bytes=log.get("segment_bytes", 64 * 1024 * 1024)).open()
         self.registry = Registry.discover(root)
-        from .secrets import Masker, load_secrets
+        from aiosrun.runtime.secrets import Masker, load_secrets
 
         self.secrets = load_secrets(root, self.settings.data)
         self.masker = Masker(self.secrets)
@@ -101,7 +100,7 @@ class Workspace:
         and, in a long-running process such as ``serve``, at most every 10 seconds."""
         import time
 
-        from .memory import catch_up, open_store
+        from aiosrun.runtime.memory.store import catch_up, open_store
 
         if self._memory is None:
             self._memory = open_store(self)
@@ -125,14 +124,14 @@ class Workspace:
         return self.state_dir / "snapshots"
 
     def workspace_state(self) -> Any:
-        from .state import fold_workspace, load_workspace_snapshot
+        from aiosrun.runtime.log.projections import fold_workspace, load_workspace_snapshot
 
         snapshot = load_workspace_snapshot(self.snapshots / "workspace.json")
         start = snapshot.last_seq + 1 if snapshot else 1
         return fold_workspace(self.log.read(start), snapshot)
 
     def save_workspace_snapshot(self) -> None:
-        from .state import save_snapshot
+        from aiosrun.runtime.log.projections import save_snapshot
 
         save_snapshot(self.snapshots / "workspace.json", self.workspace_state())
 
@@ -148,7 +147,7 @@ class Workspace:
         return cached
 
     def run_state(self, run_id: str, until_seq: int | None = None) -> Any:
-        from .state import fold_run, load_run_snapshot
+        from aiosrun.runtime.log.projections import fold_run, load_run_snapshot
 
         snapshot = None
         if until_seq is None:
@@ -157,6 +156,6 @@ class Workspace:
         return fold_run(run_id, self.log.read_run(run_id, start), snapshot, until_seq)
 
     def save_run_snapshot(self, state: Any) -> None:
-        from .state import save_snapshot
+        from aiosrun.runtime.log.projections import save_snapshot
 
         save_snapshot(self.snapshots / "runs" / f"{state.id}.json", state)

@@ -117,8 +117,8 @@ def test_an_emit_step_triggers_another_playbook(aiosrun: Runner, tmp_path: Path)
 
 
 def test_a_crash_between_event_and_run_starts_it_once(aiosrun: Runner, tmp_path: Path) -> None:
-    from aiosrun.runtime.events import emit
-    from aiosrun.runtime.interpreter import start_or_load
+    from aiosrun.runtime.coordinator.dispatch import emit
+    from aiosrun.runtime.coordinator.runs import start_or_load
     from aiosrun.runtime.workspace import Workspace
 
     workspace(tmp_path, onboard=ONBOARD)

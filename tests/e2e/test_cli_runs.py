@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from aiosrun.runtime.eventlog import EventLog
+from aiosrun.runtime.log.eventlog import EventLog
 
 from .conftest import Runner, _aiosrun_command
 

@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from aiosrun.runtime.eventlog import EventLog
+from aiosrun.runtime.log.eventlog import EventLog
 
 from .conftest import _aiosrun_command
 

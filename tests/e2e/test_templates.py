@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosrun.runtime.eventlog import EventLog
+from aiosrun.runtime.log.eventlog import EventLog
 
 from .conftest import Runner, _aiosrun_command
 

@@ -12,9 +12,10 @@ import trio.testing
 from aiosrun.dsl.ir_codec import encode
 from aiosrun.dsl.loader import load_text
 from aiosrun.dsl.validate import validate_document
-from aiosrun.runtime.eventlog import NewEvent
-from aiosrun.runtime.interpreter import Runner, start_or_load
-from aiosrun.runtime.state import RunState, Version
+from aiosrun.runtime.coordinator.interpreter import Runner
+from aiosrun.runtime.coordinator.runs import start_or_load
+from aiosrun.runtime.log.eventlog import NewEvent
+from aiosrun.runtime.log.projections import RunState, Version
 from aiosrun.runtime.workspace import Workspace
 
 HEADER = "apiVersion: aiosrun/v1\nkind: Playbook\nname: {name}\n"

@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from aiosrun.runtime.eventlog import EventLog, LogCorrupted, LogLocked, NewEvent
+from aiosrun.runtime.log.eventlog import EventLog, LogCorrupted, LogLocked, NewEvent
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -94,7 +94,7 @@ def test_always_fsync_policy(tmp_path: Path) -> None:
 WRITER = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from aiosrun.runtime.eventlog import EventLog, NewEvent
+    from aiosrun.runtime.log.eventlog import EventLog, NewEvent
     log = EventLog(Path(sys.argv[1])).open()
     for i in range(int(sys.argv[3])):
         log.append_many([NewEvent("Tested", {"who": sys.argv[2], "i": i}, run=sys.argv[2])] * 2)

@@ -248,7 +248,7 @@ def test_call_runs_a_linked_child(harness: H) -> None:
 
 def test_bad_inputs_are_refused_before_the_run(harness: H) -> None:
     from aiosrun.adapters.base import PermanentError
-    from aiosrun.runtime.interpreter import start_or_load
+    from aiosrun.runtime.coordinator.runs import start_or_load
 
     h = harness()
     h.add("inputs:\n  n: {type: integer}\nsteps:\n  - id: a\n    uses: debug.echo\n")
@@ -280,7 +280,7 @@ steps:
 def test_an_escalation_inside_foreach_suspends_the_foreach(harness: Callable[[], Any]) -> None:
     """The foreach is not done while an item waits for the operator: resuming keeps waiting,
     and only the operator's answer lets the run go on."""
-    from aiosrun.runtime.eventlog import NewEvent
+    from aiosrun.runtime.log.eventlog import NewEvent
 
     h = harness()
     run = h.run("""

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 import trio
-from aiosrun.runtime.interpreter import Runner, start_or_load
-from aiosrun.runtime.state import RunState
+from aiosrun.runtime.coordinator.interpreter import Runner
+from aiosrun.runtime.coordinator.runs import start_or_load
+from aiosrun.runtime.log.projections import RunState
 from aiosrun.runtime.workspace import Workspace
 
 from tests.support.fake_openai import FakeOpenAI, Reply

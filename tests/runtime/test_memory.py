@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from aiosrun.runtime.embedders import HashingEmbedder, OpenAIEmbedder
-from aiosrun.runtime.memory import MemoryStore, chunk_markdown, new_item, sync_knowledge
-from aiosrun.runtime.memory_eval import Qrel, evaluate, score
-from aiosrun.runtime.memory_store import Shard
+from aiosrun.runtime.memory.embedders import HashingEmbedder, OpenAIEmbedder
+from aiosrun.runtime.memory.evaluation import Qrel, evaluate, score
+from aiosrun.runtime.memory.shard import Shard
+from aiosrun.runtime.memory.store import MemoryStore, chunk_markdown, new_item, sync_knowledge
 
 from tests.support.fake_openai import FakeOpenAI, Reply
 from tests.support.memory_set import build
@@ -171,8 +171,8 @@ def test_the_openai_embeddings_endpoint(tmp_path: Path) -> None:
 WRITER = """
 import sys
 from pathlib import Path
-from aiosrun.runtime.embedders import HashingEmbedder
-from aiosrun.runtime.memory import MemoryStore, new_item
+from aiosrun.runtime.memory.embedders import HashingEmbedder
+from aiosrun.runtime.memory.store import MemoryStore, new_item
 memory = MemoryStore(Path(sys.argv[1]), HashingEmbedder(), ["customers"])
 batch = 0
 while True:
@@ -228,8 +228,8 @@ def test_a_long_running_process_catches_up_with_new_knowledge(tmp_path: Path) ->
 TWO_WRITERS = """
 import sys
 from pathlib import Path
-from aiosrun.runtime.embedders import HashingEmbedder
-from aiosrun.runtime.memory import MemoryStore, new_item
+from aiosrun.runtime.memory.embedders import HashingEmbedder
+from aiosrun.runtime.memory.store import MemoryStore, new_item
 memory = MemoryStore(Path(sys.argv[1]), HashingEmbedder(), ["customers"])
 for batch in range(25):
     memory.remember([new_item(f"{sys.argv[2]} note {batch}-{i}", "customers",

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-
-from .cli import Context, cli, fail
-from .cli_runs import FORMAT, open_workspace
+from aiosrun.runtime.cli.app import Context, cli, fail
+from aiosrun.runtime.cli.runs import FORMAT, open_workspace
 
 LAYER = click.Choice(["working", "episodic", "knowledge"])
 MODE = click.Choice(["hybrid", "bm25", "vector"])
@@ -27,7 +26,7 @@ def memory() -> None:
 
 
 def _store(ws: Any) -> Any:
-    from .memory import MemoryRequestError
+    from aiosrun.runtime.memory.store import MemoryRequestError
 
     try:
         return ws.memory()
@@ -73,7 +72,7 @@ def _json_object(text: str | None, where: str) -> dict[str, Any]:
 def add(obj: Context, text: str | None, items_file: Path | None, domain: str | None,
         layer: str, item_id: str | None, metadata: str | None) -> None:
     """Remember TEXT, or every item of --file (in one batch)."""
-    from .memory import MemoryRequestError, new_item
+    from aiosrun.runtime.memory.store import MemoryRequestError, new_item
 
     if (text is None) == (items_file is None):
         fail("give either TEXT or --file ITEMS.jsonl", 2)
@@ -118,7 +117,7 @@ def add(obj: Context, text: str | None, items_file: Path | None, domain: str | N
 def search(obj: Context, query: str | None, batch_file: Path | None, domain: str | None,
            layer: str | None, mode: str, k: int, where: str | None, fmt: str) -> None:
     """Search the memory: BM25, vectors, or both fused (hybrid)."""
-    from .memory import MemoryRequestError
+    from aiosrun.runtime.memory.store import MemoryRequestError
 
     if (query is None) == (batch_file is None):
         fail("give either QUERY or --batch QUERIES.jsonl", 2)
@@ -164,7 +163,7 @@ def eval_command(obj: Context, qrels_file: Path, k: int, fmt: str) -> None:
     """Measure retrieval on your own questions: recall@k, MRR and nDCG@10 for each mode.
 
     One line per question: {"query", "domain"?, "relevant": [ids]}."""
-    from .memory_eval import Qrel, evaluate
+    from aiosrun.runtime.memory.evaluation import Qrel, evaluate
 
     qrels = []
     for number, line in _jsonl(qrels_file):
@@ -196,7 +195,7 @@ def eval_command(obj: Context, qrels_file: Path, k: int, fmt: str) -> None:
 def forget(obj: Context, ids: tuple[str, ...], domain: str | None, where: str | None,
            layer: str | None) -> None:
     """Erase items for good: from both indexes and the journal."""
-    from .memory import MemoryRequestError
+    from aiosrun.runtime.memory.store import MemoryRequestError
 
     filters = _json_object(where, "--where")
     if not ids and not filters:

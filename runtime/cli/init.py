@@ -17,8 +17,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import click
-
-from .cli import cli, fail
+from aiosrun.runtime.cli.app import cli, fail
 
 RENAMED = {"gitignore": ".gitignore", "pre-commit-config.yaml": ".pre-commit-config.yaml"}
 

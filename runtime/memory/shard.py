@@ -31,8 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from .embedders import Embedder
+from aiosrun.runtime.memory.embedders import Embedder
 
 LAYERS = ("working", "episodic", "knowledge")
 BATCH = 4096
@@ -499,7 +498,7 @@ def _document(tantivy: Any, entry: dict[str, Any]) -> Any:
 
 def _query_words(query: str) -> list[str]:
     """Query text as plain lower-case words: no query syntax reaches Tantivy's parser."""
-    from .embedders import WORD
+    from aiosrun.runtime.memory.embedders import WORD
 
     return WORD.findall(query.lower())
 

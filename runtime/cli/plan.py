@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-
-from .cli import Context, cli, fail
-from .cli_runs import FORMAT
+from aiosrun.runtime.cli.app import Context, cli, fail
+from aiosrun.runtime.cli.runs import FORMAT
 
 
 @cli.command()
@@ -26,9 +25,8 @@ def plan(obj: Context, target: str, fmt: str) -> None:
     from aiosrun.dsl.errors import PlaybookError
     from aiosrun.dsl.loader import load_file
     from aiosrun.dsl.validate import validate_document
-
-    from .plan import plan_of
-    from .workspace import Settings, Workspace, load_settings
+    from aiosrun.runtime.coordinator.plan import plan_of
+    from aiosrun.runtime.workspace import Settings, Workspace, load_settings
 
     root = obj.workspace()
     settings = load_settings(root) if root is not None else Settings()

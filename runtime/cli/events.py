@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-
-from .cli import Context, cli, fail
-from .cli_runs import (
+from aiosrun.runtime.cli.app import Context, cli, fail
+from aiosrun.runtime.cli.runs import (
     FORMAT,
     dispatch_events,
     open_workspace,
@@ -31,7 +30,7 @@ def emit_command(obj: Context, event: str, data_text: str | None, fmt: str) -> N
     """Record an event; wake the runs waiting for it and start the playbooks it triggers."""
     import re
 
-    from .events import emit
+    from aiosrun.runtime.coordinator.dispatch import emit
 
     if not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", event):
         raise click.BadParameter("an event name is dot-separated words, such as "
@@ -80,8 +79,7 @@ def serve(obj: Context, once: bool, interval: float) -> None:
     import datetime as dt
 
     import trio
-
-    from .serve import Server
+    from aiosrun.runtime.coordinator.scheduler import Server
 
     def say(message: str) -> None:
         moment = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

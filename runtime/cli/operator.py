@@ -9,9 +9,8 @@ import json
 from typing import Any
 
 import click
-
-from .cli import Context, cli, fail
-from .cli_runs import (
+from aiosrun.runtime.cli.app import Context, cli, fail
+from aiosrun.runtime.cli.runs import (
     FORMAT,
     _load_run,
     continue_run,
@@ -33,8 +32,8 @@ def _only_gated_run(ws: Any) -> str:
 
 def _decide(obj: Context, run_id: str | None, gate: str | None, decision: str,
             comment: str | None, fmt: str) -> None:
-    from .eventlog import NewEvent
-    from .state import apply_run
+    from aiosrun.runtime.log.eventlog import NewEvent
+    from aiosrun.runtime.log.projections import apply_run
 
     ws = open_workspace(obj)
     with ws:
@@ -90,8 +89,8 @@ _gate_command("reject", "rejected",
 def resolve(obj: Context, run_id: str, step: str, action: str | None,
             outputs_json: str | None, fmt: str) -> None:
     """Settle an escalated step: --retry, --skip [--outputs JSON] or --abort."""
-    from .eventlog import NewEvent
-    from .state import apply_run
+    from aiosrun.runtime.log.eventlog import NewEvent
+    from aiosrun.runtime.log.projections import apply_run
 
     if action is None:
         raise click.UsageError("give one of --retry, --skip or --abort")

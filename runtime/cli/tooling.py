@@ -1,81 +1,17 @@
-"""The ``aiosrun`` command line: the composition root that wires ``dsl`` and ``runtime``.
+"""Tooling commands that need no event log: validate, fmt, schema, adapters, eval.
 
-Commands import what they need inside their bodies, so ``aiosrun --version`` and ``--help``
-stay fast and never load trio, tantivy, usearch, httpx or instructor. Every user error ends as
-one positioned line and exit status 1; wrong usage is click's message and exit status 2.
+Registered on the group in :mod:`app`; heavy imports stay inside the commands.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 
 import click
-
-from . import __version__
-
-
-class Context:
-    """What every command may need: the workspace override, resolved lazily."""
-
-    def __init__(self, workspace: str | None) -> None:
-        self.workspace_override = workspace
-
-    def workspace(self) -> Path | None:
-        from .workspace import find_workspace
-
-        return find_workspace(Path.cwd(), self.workspace_override)
-
-    def catalog(self) -> dict[str, dict[str, object]]:
-        """The actions of the installed adapters and of the workspace's own, for validate."""
-        from .registry import Registry
-
-        return Registry.discover(self.workspace()).catalog()
-
-    def model_aliases(self) -> list[str] | None:
-        """The workspace's model aliases, for checking ``llm:`` steps (None: no check)."""
-        root = self.workspace()
-        if root is None:
-            return None
-        from aiosrun.dsl.errors import PlaybookError
-        from aiosrun.dsl.loader import load_file
-
-        try:
-            models = load_file(root / "aios.yaml").data.get("models")
-        except PlaybookError:
-            return None  # validate reports the broken file itself
-        return sorted(models) if isinstance(models, dict) else None
-
-    def default_paths(self) -> list[Path]:
-        """The workspace's ``aios.yaml`` and ``playbooks/``, else the current folder."""
-        root = self.workspace()
-        if root is None:
-            if self.workspace_override:
-                fail(f"{self.workspace_override}: no aios.yaml there (from --workspace or "
-                     "AIOS_WORKSPACE)")
-            return [Path(".")]
-        paths = [root / "aios.yaml"]
-        if (root / "playbooks").is_dir():
-            paths.append(root / "playbooks")
-        return paths
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="aiosrun")
-@click.option("--workspace", "-w", envvar="AIOS_WORKSPACE", metavar="DIR",
-              help="The workspace folder (default: found from the current folder upwards).")
-@click.pass_context
-def cli(ctx: click.Context, workspace: str | None) -> None:
-    """aiosrun: playbooks that run a one-person company, durably and safely."""
-    ctx.obj = Context(workspace)
+from aiosrun.runtime.cli.app import Context, cli, fail
 
 
 @cli.command()
@@ -161,7 +97,7 @@ def schema(name: Literal["playbook", "workspace"]) -> None:
 def adapters(obj: Context, name: str | None, fmt: str) -> None:
     """List the adapters (built-in and the workspace's own) with their actions; with NAME,
     one adapter's actions and argument schemas."""
-    from .registry import Registry
+    from aiosrun.runtime.registry import Registry
 
     registry = Registry.discover(obj.workspace())
     chosen = sorted(registry.adapters.items())
@@ -232,30 +168,3 @@ def eval_command(expression: str, contexts_file: Path | None) -> None:
         click.echo(f"error: {exc}\n  {expression}\n  {' ' * exc.offset}^", err=True)
         sys.exit(1)
     click.echo(json.dumps(result, indent=2, ensure_ascii=False))
-
-
-def main() -> None:
-    """Entry point: user errors never surface as tracebacks."""
-    from . import (  # noqa: F401  (they register their commands on the group)
-        cli_events,
-        cli_init,
-        cli_memory,
-        cli_operator,
-        cli_plan,
-        cli_runs,
-        cli_timeline,
-    )
-
-    try:
-        cli.main(prog_name="aiosrun", standalone_mode=True)
-    except Exception as exc:
-        from aiosrun.dsl.errors import AiosrunError  # here, not at start-up: keeps it cold
-
-        if isinstance(exc, AiosrunError):
-            click.echo(str(exc), err=True)
-            sys.exit(1)
-        if os.environ.get("AIOS_DEBUG"):  # a bug: brief by default, traceback on request
-            raise
-        click.echo(f"internal error: {type(exc).__name__}: {exc} "
-                   "(set AIOS_DEBUG=1 to see where)", err=True)
-        sys.exit(1)

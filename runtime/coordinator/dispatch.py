@@ -17,11 +17,12 @@ from aiosrun.dsl import ir
 from aiosrun.dsl.errors import ExpressionError
 from aiosrun.dsl.render import render
 from aiosrun.dsl.values import truthy
-
-from .eventlog import NewEvent, Record
-from .interpreter import Frame, OnRecord, Runner, start_or_load
-from .state import RunState, apply_run
-from .workspace import Workspace
+from aiosrun.runtime.coordinator.frames import Frame
+from aiosrun.runtime.coordinator.interpreter import OnRecord, Runner
+from aiosrun.runtime.coordinator.runs import start_or_load
+from aiosrun.runtime.log.eventlog import NewEvent, Record
+from aiosrun.runtime.log.projections import RunState, apply_run
+from aiosrun.runtime.workspace import Workspace
 
 MAX_ROUNDS = 1000  # events that trigger events: a bound, not a loop forever
 
@@ -78,7 +79,7 @@ async def dispatch(ws: Workspace, on_record: OnRecord | None = None,
 
 def due_timers(state: RunState, now: Any) -> bool:
     """Whether a waiting run has a gate or wait whose time has come."""
-    from . import clock
+    from aiosrun.runtime import clock
 
     for gate in state.gates.values():
         if gate.decision is None and not gate.escalated and gate.timeout_at \
@@ -117,7 +118,7 @@ def _waiting_runs(ws: Workspace, event: Mapping[str, Any]) -> list[tuple[str, An
 
 def _matches(ws: Workspace, playbook: ir.Playbook, state: RunState, path: str,
              event: Mapping[str, Any]) -> bool:
-    from .interpreter import step_template
+    from aiosrun.runtime.coordinator.frames import step_template
 
     step = next((s for s in playbook.walk() if s.path == step_template(path)), None)
     if step is None or not isinstance(step.body, ir.Wait) or step.body.match is None:
@@ -154,7 +155,7 @@ def _triggered(ws: Workspace, event: Mapping[str, Any]) -> list[tuple[str, ir.Pl
 
 async def _execute(ws: Workspace, playbook: ir.Playbook, state: RunState,
                    on_record: OnRecord | None, should_stop: Callable[[], bool]) -> RunState:
-    from .interpreter import Lease
+    from aiosrun.runtime.coordinator.leases import Lease
 
     lease = Lease(ws.state_dir / "runs", state.id)
     if not lease.try_acquire():

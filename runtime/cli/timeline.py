@@ -9,9 +9,8 @@ import json
 from typing import Any
 
 import click
-
-from .cli import Context, cli
-from .cli_runs import (
+from aiosrun.runtime.cli.app import Context, cli
+from aiosrun.runtime.cli.runs import (
     FORMAT,
     _load_run,
     open_workspace,

@@ -16,11 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 import trio
-
-from . import clock
-from .events import dispatch, due_timers
-from .interpreter import Lease, Runner, start_or_load
-from .workspace import Workspace
+from aiosrun.runtime import clock
+from aiosrun.runtime.coordinator.dispatch import dispatch, due_timers
+from aiosrun.runtime.coordinator.interpreter import Runner
+from aiosrun.runtime.coordinator.leases import Lease
+from aiosrun.runtime.coordinator.runs import start_or_load
+from aiosrun.runtime.workspace import Workspace
 
 Say = Callable[[str], None]
 

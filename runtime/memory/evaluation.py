@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .memory import MODES, MemoryStore
+from aiosrun.runtime.memory.store import MODES, MemoryStore
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .embedders import Embedder, make_embedder
-from .memory_store import LAYERS, MemoryItem, Ranked, Shard
+from aiosrun.runtime.memory.embedders import Embedder, make_embedder
+from aiosrun.runtime.memory.shard import LAYERS, MemoryItem, Ranked, Shard
 
 DEFAULT_DOMAINS = ("customers", "products", "finances", "operations")
 RRF_K = 60
@@ -222,7 +222,7 @@ def episodes_domain(store: MemoryStore) -> str:
 
 def sync_episodes(store: MemoryStore, ws: Any) -> None:
     """Record each finished top-level run as an episodic item, once (from the event log)."""
-    from .state import TERMINAL
+    from aiosrun.runtime.log.projections import TERMINAL
 
     domain = episodes_domain(store)
     # which runs were recorded is kept, not derived from the index: an episode the

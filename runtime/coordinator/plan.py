@@ -19,8 +19,7 @@ from typing import Any
 from aiosrun.adapters.base import PermanentError
 from aiosrun.adapters.llm import estimate_tokens, worst_case_usage
 from aiosrun.dsl import ir
-
-from .llm_step import model_settings, spec_from, tiers_of
+from aiosrun.runtime.coordinator.models import model_settings, spec_from, tiers_of
 
 INTERPOLATION_TOKENS = 500
 

@@ -10,15 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import click
-
-from .cli import Context, cli, fail
+from aiosrun.runtime.cli.app import Context, cli, fail
 
 EXIT = {"succeeded": 0, "waiting": 3, "running": 1, "failed": 1, "compensated": 1,
         "cancelled": 1, "needs_attention": 1}
 
 
 def open_workspace(obj: Context) -> Any:
-    from .workspace import Workspace
+    from aiosrun.runtime.workspace import Workspace
 
     root = obj.workspace()
     if root is None:
@@ -71,8 +70,7 @@ def apply(obj: Context, paths: tuple[Path, ...], dry_run: bool) -> None:
     """
     from aiosrun.dsl.ir_codec import encode
     from aiosrun.dsl.validate import collect_files, validate_files
-
-    from .eventlog import NewEvent
+    from aiosrun.runtime.log.eventlog import NewEvent
 
     ws = open_workspace(obj)
     with ws:
@@ -178,7 +176,7 @@ class Progress:
         elif record.type == "StepSkipped":
             line += " skipped"
         elif record.type == "ModelCalled":
-            from .cli_timeline import describe_model_call
+            from aiosrun.runtime.cli.timeline import describe_model_call
 
             line += f" {describe_model_call(data)}"
         elif record.type.startswith("Compensation"):
@@ -208,8 +206,7 @@ def serve_running(ws: Any) -> bool:
 def dispatch_events(ws: Any, fmt: str) -> list[Any]:
     """Dispatch what runs emitted, here, unless serve is running (then serve does it)."""
     import trio
-
-    from .events import dispatch
+    from aiosrun.runtime.coordinator.dispatch import dispatch
 
     if serve_running(ws) or not ws.workspace_state().pending_events:
         return []
@@ -222,8 +219,8 @@ def dispatch_events(ws: Any, fmt: str) -> list[Any]:
 
 def execute(ws: Any, playbook: Any, state: Any, fmt: str) -> None:
     import trio
-
-    from .interpreter import Lease, Runner
+    from aiosrun.runtime.coordinator.interpreter import Runner
+    from aiosrun.runtime.coordinator.leases import Lease
 
     lease = Lease(ws.state_dir / "runs", state.id)
     if not lease.try_acquire():
@@ -312,10 +309,9 @@ def run(obj: Context, target: str, pairs: tuple[str, ...], inputs_file: Path | N
     from aiosrun.dsl.ir_codec import encode
     from aiosrun.dsl.loader import load_file
     from aiosrun.dsl.validate import validate_document
-
-    from .eventlog import NewEvent
-    from .interpreter import start_or_load
-    from .state import Version
+    from aiosrun.runtime.coordinator.runs import start_or_load
+    from aiosrun.runtime.log.eventlog import NewEvent
+    from aiosrun.runtime.log.projections import Version
 
     inputs = parse_inputs(pairs, inputs_file)
     ws = open_workspace(obj)
@@ -357,8 +353,8 @@ def run(obj: Context, target: str, pairs: tuple[str, ...], inputs_file: Path | N
 def resume(obj: Context, run_id: str | None, all_runs: bool, fmt: str) -> None:
     """Continue runs that a crash left behind; completed steps are not run again."""
     import trio
-
-    from .interpreter import Lease, Runner
+    from aiosrun.runtime.coordinator.interpreter import Runner
+    from aiosrun.runtime.coordinator.leases import Lease
 
     if bool(run_id) == all_runs:
         raise click.UsageError("give a RUN id or --all")
@@ -371,8 +367,8 @@ def resume(obj: Context, run_id: str | None, all_runs: bool, fmt: str) -> None:
             r.id for r in state.runs.values()
             if r.parent is None and r.status in ("running", "failed", "waiting")]
         results = []
-        from . import clock
-        from .events import due_timers
+        from aiosrun.runtime import clock
+        from aiosrun.runtime.coordinator.dispatch import due_timers
 
         now = clock.now()
         for rid in ids:
@@ -487,10 +483,10 @@ def replay(obj: Context, run_id: str, at_seq: int | None, fmt: str) -> None:
 def cancel(obj: Context, run_id: str) -> None:
     """Stop a run and undo its completed steps (compensation)."""
     import trio
-
-    from .eventlog import NewEvent
-    from .interpreter import Lease, Runner
-    from .state import apply_run
+    from aiosrun.runtime.coordinator.interpreter import Runner
+    from aiosrun.runtime.coordinator.leases import Lease
+    from aiosrun.runtime.log.eventlog import NewEvent
+    from aiosrun.runtime.log.projections import apply_run
 
     ws = open_workspace(obj)
     with ws:

@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .eventlog import Record
+from aiosrun.runtime.log.eventlog import Record
 
 TERMINAL = frozenset({"succeeded", "failed", "compensated", "cancelled", "needs_attention"})
 

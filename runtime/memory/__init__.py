@@ -1,0 +1,1 @@
+"""The hybrid memory: shards (Tantivy + usearch), embedders, fusion, episodes, evaluation."""
