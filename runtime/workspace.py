@@ -126,9 +126,18 @@ class Workspace:
     def workspace_state(self) -> Any:
         from aiosrun.runtime.log.projections import fold_workspace, load_workspace_snapshot
 
-        snapshot = load_workspace_snapshot(self.snapshots / "workspace.json")
+        path = self.snapshots / "workspace.json"
+        snapshot = load_workspace_snapshot(path)
+        self._check_covered(path, snapshot)
         start = snapshot.last_seq + 1 if snapshot else 1
         return fold_workspace(self.log.read(start), snapshot)
+
+    def _check_covered(self, path: Path, snapshot: Any) -> None:
+        """A snapshot past the log's end means records were cut off the log: stop."""
+        from aiosrun.runtime.log.projections import check_covered
+
+        self.log.refresh()
+        check_covered(path, snapshot, self.log.last_seq)
 
     def save_workspace_snapshot(self) -> None:
         from aiosrun.runtime.log.projections import save_snapshot
@@ -151,7 +160,9 @@ class Workspace:
 
         snapshot = None
         if until_seq is None:
-            snapshot = load_run_snapshot(self.snapshots / "runs" / f"{run_id}.json")
+            path = self.snapshots / "runs" / f"{run_id}.json"
+            snapshot = load_run_snapshot(path)
+            self._check_covered(path, snapshot)
         start = snapshot.last_seq + 1 if snapshot else 1
         return fold_run(run_id, self.log.read_run(run_id, start), snapshot, until_seq)
 

@@ -16,6 +16,7 @@ from aiosrun.runtime.cli.runs import (
     continue_run,
     open_workspace,
     settle_hint,
+    take_lease,
 )
 
 
@@ -49,11 +50,12 @@ def _decide(obj: Context, run_id: str | None, gate: str | None, decision: str,
         if chosen is None or chosen.decision is not None:
             names = ", ".join(g.gate for g in open_gates) or "none"
             fail(f"run {run_id} has no open gate '{gate}' (open: {names})")
+        lease = take_lease(ws, run_id)
         record = ws.log.append(NewEvent("GateDecided", ws.masker.data({
             "gate": gate, "decision": decision, "comment": comment, "by": "operator"}),
             run=run_id))
         apply_run(state, record)
-        continue_run(ws, state, fmt)
+        continue_run(ws, state, fmt, lease)
 
 
 def _gate_command(name: str, decision: str, help_text: str) -> None:
@@ -110,10 +112,11 @@ def resolve(obj: Context, run_id: str, step: str, action: str | None,
             pending = [e.path for e in state.escalations.values() if e.action is None]
             fail(f"run {run_id} has no open escalation for step '{step}' "
                  f"(open: {', '.join(pending) or 'none'})")
+        lease = take_lease(ws, run_id)
         record = ws.log.append(NewEvent("EscalationResolved", ws.masker.data({
             "path": step, "action": action, "outputs": outputs}), run=run_id))
         apply_run(state, record)
-        continue_run(ws, state, fmt)
+        continue_run(ws, state, fmt, lease)
 
 
 @cli.command()

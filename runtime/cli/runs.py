@@ -217,14 +217,22 @@ def dispatch_events(ws: Any, fmt: str) -> list[Any]:
     return started
 
 
-def execute(ws: Any, playbook: Any, state: Any, fmt: str) -> None:
-    import trio
-    from aiosrun.runtime.coordinator.interpreter import Runner
+def take_lease(ws: Any, run_id: str) -> Any:
+    """The run's lease, taken before recording what makes it runnable (a start, a decision),
+    so `serve` never mistakes the run for a crashed one and takes it over meanwhile."""
     from aiosrun.runtime.coordinator.leases import Lease
 
-    lease = Lease(ws.state_dir / "runs", state.id)
+    lease = Lease(ws.state_dir / "runs", run_id)
     if not lease.try_acquire():
-        fail(f"run {state.id} is being executed by another aiosrun process")
+        fail(f"run {run_id} is being executed by another aiosrun process")
+    return lease
+
+
+def execute(ws: Any, playbook: Any, state: Any, fmt: str, lease: Any = None) -> None:
+    import trio
+    from aiosrun.runtime.coordinator.interpreter import Runner
+
+    lease = lease or take_lease(ws, state.id)
     try:
         progress = Progress(quiet=fmt == "json")
         final = trio.run(Runner(ws, playbook, state, progress).execute)
@@ -309,7 +317,7 @@ def run(obj: Context, target: str, pairs: tuple[str, ...], inputs_file: Path | N
     from aiosrun.dsl.ir_codec import encode
     from aiosrun.dsl.loader import load_file
     from aiosrun.dsl.validate import validate_document
-    from aiosrun.runtime.coordinator.runs import start_or_load
+    from aiosrun.runtime.coordinator.runs import new_run_id, start_or_load
     from aiosrun.runtime.log.eventlog import NewEvent
     from aiosrun.runtime.log.projections import Version
 
@@ -335,14 +343,17 @@ def run(obj: Context, target: str, pairs: tuple[str, ...], inputs_file: Path | N
                                   encode(playbook))
             else:
                 version = state.versions[playbook.digest]
+        run_id = new_run_id()
+        lease = take_lease(ws, run_id)
         try:
-            playbook, state = start_or_load(ws, target, inputs, version=version)
+            playbook, state = start_or_load(ws, target, inputs, version=version, run_id=run_id)
         except PermanentError as exc:
+            lease.release()
             fail(str(exc))
         if fmt != "json":
             click.echo(f"run {state.id} started ({playbook.name} {playbook.digest[:12]})",
                        err=True)
-        execute(ws, playbook, state, fmt)
+        execute(ws, playbook, state, fmt, lease)
 
 
 @cli.command()
@@ -404,11 +415,11 @@ def resume(obj: Context, run_id: str | None, all_runs: bool, fmt: str) -> None:
         sys.exit(EXIT.get(results[0].status, 1))
 
 
-def continue_run(ws: Any, state: Any, fmt: str) -> None:
+def continue_run(ws: Any, state: Any, fmt: str, lease: Any = None) -> None:
     """Execute a run that a decision or resolution unblocked, in this command."""
 
     playbook = ws.playbook(state.digest)
-    execute(ws, playbook, state, fmt)
+    execute(ws, playbook, state, fmt, lease)
 
 
 @cli.command()

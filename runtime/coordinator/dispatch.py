@@ -72,8 +72,10 @@ async def dispatch(ws: Workspace, on_record: OnRecord | None = None,
                 continue
             started.append(run_id)
             touched[run_id] = await _execute(ws, loaded, state, on_record, should_stop)
-        ws.log.append(NewEvent("EventDispatched", {"seq": seq, "started": started,
-                                                   "woke": woke}, cause=seq))
+        with ws.log.transaction():  # another dispatcher may have closed it meanwhile
+            if seq in ws.workspace_state().pending_events:
+                ws.log.append(NewEvent("EventDispatched", {"seq": seq, "started": started,
+                                                           "woke": woke}, cause=seq))
     return list(touched.values())
 
 
@@ -99,20 +101,21 @@ def _waiting_runs(ws: Workspace, event: Mapping[str, Any]) -> list[tuple[str, An
     for summary in workspace_state.runs.values():
         if summary.status != "waiting":
             continue
-        state = ws.run_state(summary.id)
-        playbook = ws.playbook(state.digest)
-        for wait in state.waits.values():
-            if wait.satisfied is not None or wait.event != event["event"]:
-                continue
-            if not _matches(ws, playbook, state, wait.path, event):
-                continue
-            record = ws.log.append(NewEvent("WaitSatisfied", ws.masker.data({
-                "path": wait.path, "by": "event", "event": event["event"],
-                "data": event.get("data"), "seq": event["seq"]}), run=state.id,
-                cause=event["seq"]))
-            apply_run(state, record)
-            found.append((state.id, playbook, state))
-            break
+        with ws.log.transaction():  # a concurrent dispatcher satisfies each wait once
+            state = ws.run_state(summary.id)
+            playbook = ws.playbook(state.digest)
+            for wait in state.waits.values():
+                if wait.satisfied is not None or wait.event != event["event"]:
+                    continue
+                if not _matches(ws, playbook, state, wait.path, event):
+                    continue
+                record = ws.log.append(NewEvent("WaitSatisfied", ws.masker.data({
+                    "path": wait.path, "by": "event", "event": event["event"],
+                    "data": event.get("data"), "seq": event["seq"]}), run=state.id,
+                    cause=event["seq"]))
+                apply_run(state, record)
+                found.append((state.id, playbook, state))
+                break
     return found
 
 

@@ -63,6 +63,8 @@ class Runner(Suspensions, Containers, Compensations):
 
     async def _execute(self) -> RunState:
         state = self.state
+        for record in self.ws.log.read_run(state.id, state.last_seq + 1):
+            apply_run(state, record)  # another process may have carried it on meanwhile
         if state.finished:
             return state
         if not state.compensating and state.status in ("running", "waiting"):

@@ -19,7 +19,9 @@ close and rotation) say how far it is complete, and what lies beyond is re-index
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import fcntl
 import json
 import os
@@ -31,11 +33,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aiosrun.dsl.errors import AiosrunError
+from aiosrun.runtime.log.storage import (
+    StorageError,
+    append_all,
+    cut_back,
+    refusal,
+    sign,
+    unsign,
+)
 
 FsyncPolicy = Literal["always", "group"]
 _CRC_SUFFIX = len(',"crc":"') + 8 + len('"}')
 _INDEX = "runs.idx"
 _LOCK = "lock"
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 class LogError(AiosrunError):
@@ -124,7 +135,13 @@ def _line_seq(line: bytes) -> int:
 
 
 class EventLog:
-    """One workspace's log. Not thread-safe; one instance per process."""
+    """One workspace's log. Not thread-safe; one instance per process.
+
+    Every reader (:meth:`read`, :meth:`read_run`, :meth:`runs`) first catches up with what
+    other processes appended since (a ``stat`` when nothing changed), so a long-lived process
+    such as ``serve`` sees the runs a CLI command starts. A workspace that cannot be written
+    (a read-only mount, no permission) opens read-only: everything reads, nothing appends.
+    """
 
     def __init__(self, folder: Path, *, fsync: FsyncPolicy = "group",
                  group_window: float = 0.005, segment_bytes: int = 64 * 1024 * 1024,
@@ -138,25 +155,52 @@ class EventLog:
         self.now = now
         self.last_seq = 0
         self.repaired: str | None = None  # what open() cut off, for the caller to report
+        self.read_only = False
+        self.index_problem: LogCorrupted | None = None  # an altered runs.idx line
         self._segment: Path | None = None
         self._size = 0
+        self._crc = 0  # CRC32 of the current segment's first _size bytes
+        self._lines = 0  # and how many lines they hold (for positioned errors)
         self._fd: int | None = None
         self._lock_fd: int | None = None
+        self._lock_depth = 0
         self._dirty = False
         self._last_fsync = 0.0
         self._index: dict[str, list[str]] = {}
+        self._filed: set[tuple[str, str]] = set()  # (run, segment) lines runs.idx holds
+        self._seals: dict[str, tuple[int, int]] = {}  # segment -> (size, crc) it had
         self._indexed_seq = 0
         self._index_offset = 0
+        self._index_line = 0
 
     # ---- opening ------------------------------------------------------------
 
     def open(self) -> EventLog:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(self.folder / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            if not self.folder.is_dir():
+                raise LogError(f"{self.folder}: cannot create the event log folder "
+                               f"({exc.strerror or exc})") from None
+        self._lock_fd = self._open_lock()
         with self._locked():
+            self._read_index_tail()
             self._recover()
-            self._load_index()
+            if self.index_problem is None and self._indexed_seq < self.last_seq:
+                self._reindex_from(self._indexed_seq + 1)
         return self
+
+    def _open_lock(self) -> int | None:
+        try:
+            return os.open(self.folder / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            if exc.errno not in _READ_ONLY:
+                raise
+        self.read_only = True
+        try:
+            return os.open(self.folder / _LOCK, os.O_RDONLY)
+        except OSError:
+            return None  # nobody can write here either: no lock needed to read
 
     def __enter__(self) -> EventLog:
         return self.open()
@@ -168,41 +212,115 @@ class EventLog:
         return sorted(self.folder.glob("*.jsonl"))
 
     def _recover(self) -> None:
+        """Verify every segment (a sealed prefix by one CRC, the rest line by line), cut a
+        torn last line, and open the last segment for appending."""
         segments = self.segments()
+        names = {segment.name for segment in segments}
+        for name in sorted(set(self._seals) - names):
+            raise LogCorrupted(self.folder / name, 1, f"the segment is missing ({_INDEX} "
+                               "sealed it): records were cut off")
         if not segments:
-            self._start_segment(1)
+            if not self.read_only:
+                self._start_segment(1)
             return
-        last = segments[-1]
-        data = last.read_bytes()
-        cut = len(data)
-        if data and not data.endswith(b"\n"):
-            cut = data.rfind(b"\n") + 1
-            self.repaired = (f"{last}: cut off a torn last record ({len(data) - cut} bytes "
-                             "without a line end), left by an interrupted write")
-            with open(last, "r+b") as handle:
-                handle.truncate(cut)
-                os.fsync(handle.fileno())
-        body = data[:cut]
-        if body:
-            start = body.rfind(b"\n", 0, len(body) - 1) + 1
-            number = body.count(b"\n")
-            self.last_seq = decode(body[start:], last, number).seq
-        else:
-            self.last_seq = int(last.stem) - 1
-        self._open_segment(last)
+        for number, segment in enumerate(segments):
+            last = number == len(segments) - 1
+            data = segment.read_bytes()
+            cut = len(data)
+            if data and not data.endswith(b"\n"):
+                if not last:
+                    raise LogCorrupted(segment, data.count(b"\n") + 1, "a torn record in the "
+                                       "middle of the log")
+                cut = data.rfind(b"\n") + 1
+            sealed = self._verify(segment, data[:cut])
+            if cut < len(data):
+                self.repaired = (f"{segment}: cut off a torn last record ({len(data) - cut} "
+                                 "bytes without a line end), left by an interrupted write")
+                if not self.read_only:
+                    with open(segment, "r+b") as handle:
+                        handle.truncate(cut)
+                        os.fsync(handle.fileno())
+            following = int(segments[number + 1].stem) if not last else None
+            end = self._last_seq_of(segment, data[:cut])
+            if following is not None and end != following - 1:
+                raise LogCorrupted(segment, data.count(b"\n") + 1,
+                                   f"the segment ends at seq {end} but the next one starts at "
+                                   f"{following}: records are missing")
+            if last:
+                self.last_seq = end
+                self._open_segment(segment, cut, sealed, data[:cut].count(b"\n"))
+
+    def _verify(self, segment: Path, body: bytes) -> int:
+        """Check ``body`` (the segment's complete lines); returns its CRC32."""
+        seal = self._seals.get(segment.name)
+        start = 0
+        crc = 0
+        if seal is not None:
+            size, expected = seal
+            if len(body) < size:
+                raise LogCorrupted(segment, body.count(b"\n") + 1,
+                                   f"truncated: {size} bytes were recorded, {len(body)} remain")
+            crc = zlib.crc32(body[:size])
+            if crc != expected:
+                self._verify_lines(segment, body, 0, len(body))
+                raise LogCorrupted(segment, 1, "the segment differs from what was recorded")
+            start = size
+        self._verify_lines(segment, body, start, len(body))
+        return zlib.crc32(body[start:], crc)
+
+    @staticmethod
+    def _verify_lines(segment: Path, body: bytes, start: int, end: int) -> None:
+        """Each line's checksum and seq (contiguous from the segment's name), without JSON."""
+        number = body.count(b"\n", 0, start)
+        expected = int(segment.stem) + number
+        position = start
+        while position < end:
+            stop = body.index(b"\n", position) + 1
+            line = body[position:stop]
+            number += 1
+            if len(line) <= _CRC_SUFFIX + 1 or not line.endswith(b'"}\n'):
+                raise LogCorrupted(segment, number, "no checksum")
+            try:
+                crc = int(line[-11:-3], 16)
+            except ValueError:
+                raise LogCorrupted(segment, number, "unreadable checksum") from None
+            if zlib.crc32(line[:-(_CRC_SUFFIX + 1)] + b"}") != crc:
+                raise LogCorrupted(segment, number, "checksum mismatch")
+            seq = _line_seq(line)
+            if seq != expected:
+                raise LogCorrupted(segment, number, f"seq {seq} where {expected} was due: "
+                                   "records are missing or out of place")
+            expected += 1
+            position = stop
+
+    @staticmethod
+    def _last_seq_of(segment: Path, body: bytes) -> int:
+        if not body:
+            return int(segment.stem) - 1
+        start = body.rfind(b"\n", 0, len(body) - 1) + 1
+        return decode(body[start:], segment, body.count(b"\n")).seq
 
     def _start_segment(self, first_seq: int) -> None:
         path = self.folder / f"{first_seq:012d}.jsonl"
         path.touch()
         self._fsync_dir()
-        self._open_segment(path)
+        self._open_segment(path, 0, 0, 0)
 
-    def _open_segment(self, path: Path) -> None:
+    def _open_segment(self, path: Path, size: int, crc: int, lines: int) -> None:
         if self._fd is not None:
             os.close(self._fd)
         self._segment = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self._size = os.fstat(self._fd).st_size
+        if self.read_only:
+            self._fd = os.open(path, os.O_RDONLY)
+        else:
+            try:
+                self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            except OSError as exc:
+                if exc.errno not in _READ_ONLY:
+                    raise
+                self.read_only = True
+                self._fd = os.open(path, os.O_RDONLY)
+        self._size, self._crc, self._lines = size, crc, lines
 
     def _fsync_dir(self) -> None:
         fd = os.open(self.folder, os.O_RDONLY)
@@ -217,57 +335,124 @@ class EventLog:
         return self.append_many([event])[0]
 
     def append_many(self, events: Sequence[NewEvent]) -> list[Record]:
+        """Append one batch under the lock: all of it or, on a full disk or a failed write,
+        none of it (:class:`StorageError`, the files as they were)."""
+        if self.read_only:
+            raise LogError(f"{self.folder}: the workspace is read-only; nothing can be "
+                           "recorded (reading commands still work)")
         if self._fd is None:
             raise LogError("the event log is not open")
         with self._locked():
             self._catch_up()
+            if self.index_problem is not None:
+                raise self.index_problem
+            assert self._fd is not None and self._segment is not None
             ts = format_ts(self.now())
             records = []
             chunks = []
-            for event in events:
-                self.last_seq += 1
-                record = Record(self.last_seq, ts, event.type, dict(event.data), event.run,
-                                event.cause)
+            for offset, event in enumerate(events, start=1):
+                record = Record(self.last_seq + offset, ts, event.type, dict(event.data),
+                                event.run, event.cause)
                 records.append(record)
                 chunks.append(encode(record))
             payload = b"".join(chunks)
-            assert self._fd is not None
-            os.write(self._fd, payload)
+            before = self._size
+            append_all(self._fd, payload, before, self._segment)
+            lines = self._index_lines(records)
+            index_size: int | None = None
+            try:
+                if lines:
+                    index_size = self._write_index(lines, note=False)
+                if self.fsync_policy == "always" or (
+                        time.monotonic() - self._last_fsync >= self.group_window):
+                    os.fsync(self._fd)
+                    self._dirty, self._last_fsync = False, time.monotonic()
+                else:
+                    self._dirty = True
+            except (OSError, StorageError) as exc:
+                cut_back(self._fd, before)
+                if index_size is not None:
+                    self._cut_index(index_size)
+                if isinstance(exc, StorageError):
+                    raise
+                raise refusal(self._segment, exc) from None
+            self.last_seq = records[-1].seq if records else self.last_seq
             self._size += len(payload)
-            self._dirty = True
-            if self.fsync_policy == "always" or (
-                    time.monotonic() - self._last_fsync >= self.group_window):
-                self._flush()
-            self._note_runs(records)
+            self._lines += len(records)
+            self._crc = zlib.crc32(payload, self._crc)
+            for line in lines:
+                self._parse_index_line(line.rstrip("\n"), self.folder / _INDEX)
+            for record in records:
+                if record.run is not None:
+                    self._learn(record.run, self._segment.name, filed=True)
+            self._indexed_seq = self.last_seq
             if self._size >= self.segment_bytes:
                 self._flush()
-                self._write_index([f"@ {self.last_seq}\n"])
+                self._seal()
                 self._start_segment(self.last_seq + 1)
         return records
 
-    def _catch_up(self) -> None:
-        """Another process may have appended (or rotated) since our last batch."""
-        assert self._fd is not None and self._segment is not None
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the log across a check and the appends it decides: no other process appends
+        in between (``start_or_load`` uses it so one run id is started once)."""
+        return self._transaction()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with self._locked():
+            self._catch_up()
+            yield
+
+    def refresh(self) -> None:
+        """Catch up with other processes' appends; one ``fstat`` when there are none."""
+        if self._fd is None:
+            if self.segments():  # a read-only log that another process has since begun
+                self._recover()
+            if self._fd is None:
+                return
         size = os.fstat(self._fd).st_size
-        if size >= self.segment_bytes:  # someone filled it: they have started the next one
-            segments = self.segments()
-            if segments and segments[-1] != self._segment:
-                self._open_segment(segments[-1])
-                self._size = -1  # read the new segment's tail below
-                size = os.fstat(self._fd).st_size
-        if size == self._size:
+        if size == self._size and size < self.segment_bytes:
             return
-        known = max(self._size, 0)  # writes end on a line boundary, under the lock
-        with open(self._segment, "rb") as handle:
-            handle.seek(known)
-            data = handle.read()
-        self._size = size
-        if data:
-            start = data.rfind(b"\n", 0, len(data) - 1) + 1
-            self.last_seq = decode(data[start:], self._segment, -1).seq
-        elif known == 0:
-            self.last_seq = int(self._segment.stem) - 1
+        with self._locked():
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Read what others appended (or rotated to) since we last looked: each new line is
+        verified, its run noted, and an index line a crashed writer left out is added."""
+        if self._fd is None or self._segment is None:
+            return
         self._read_index_tail()
+        missing: list[str] = []
+        while True:
+            size = os.fstat(self._fd).st_size
+            if size > self._size:
+                with open(self._segment, "rb") as handle:
+                    handle.seek(self._size)
+                    data = handle.read(size - self._size)
+                data = data[: data.rfind(b"\n") + 1]  # a writer without the lock: whole lines
+                number = self._lines
+                for line in data.splitlines(keepends=True):
+                    number += 1
+                    record = decode(line, self._segment, number)
+                    if record.seq != self.last_seq + 1:
+                        raise LogCorrupted(self._segment, number,
+                                           f"seq {record.seq} where {self.last_seq + 1} was "
+                                           "due: records are missing or out of place")
+                    self.last_seq = record.seq
+                    if record.run is not None and self._learn(record.run, self._segment.name):
+                        missing.append(sign(f"{record.run} {self._segment.name} {record.seq}"))
+                self._size += len(data)
+                self._lines = number
+                self._crc = zlib.crc32(data, self._crc)
+            if self._size < self.segment_bytes:
+                break
+            later = [s for s in self.segments() if int(s.stem) > int(self._segment.stem)]
+            if not later:
+                break
+            self._open_segment(later[0], 0, 0, 0)  # someone filled it and began the next
+        self._indexed_seq = max(self._indexed_seq, self.last_seq)
+        if missing and not self.read_only and self._lock_fd is not None:
+            self._write_index([line + "\n" for line in missing])
 
     def _flush(self) -> None:
         if self._fd is not None and self._dirty:
@@ -279,12 +464,25 @@ class EventLog:
         """Make everything appended so far durable (group commit's explicit flush)."""
         self._flush()
 
+    def _seal(self) -> None:
+        """Record the current segment's size and CRC32 (its bytes are durable by now), so a
+        later open notices a flipped byte or a cut anywhere in it without reading JSON."""
+        assert self._segment is not None
+        lines = [sign(f"= {self._segment.name} {self._size} {self._crc:08x}") + "\n",
+                 sign(f"@ {self.last_seq}") + "\n"]
+        with contextlib.suppress(StorageError):  # derived: unsealed, lines are checked singly
+            self._write_index(lines)
+        self._seals[self._segment.name] = (self._size, self._crc)
+
     def close(self) -> None:
-        self._flush()
-        if self._fd is not None and self._lock_fd is not None and self.last_seq:
-            with self._locked():  # the index covers everything up to here
-                self._catch_up()
-                self._write_index([f"@ {self.last_seq}\n"])
+        if not self.read_only:
+            with contextlib.suppress(OSError):  # what failed was never acknowledged durable
+                self._flush()
+            if self._fd is not None and self._lock_fd is not None and self.last_seq \
+                    and self.index_problem is None:
+                with self._locked():  # the index covers everything up to here
+                    self._catch_up()
+                    self._seal()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -297,101 +495,159 @@ class EventLog:
             self.log = log
 
         def __enter__(self) -> None:
-            fd = self.log._lock_fd
-            assert fd is not None
-            deadline = time.monotonic() + self.log.lock_timeout
+            log = self.log
+            log._lock_depth += 1
+            fd = log._lock_fd
+            if log._lock_depth > 1 or fd is None:
+                return
+            deadline = time.monotonic() + log.lock_timeout
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     return
                 except BlockingIOError:
                     if time.monotonic() > deadline:
+                        log._lock_depth -= 1
                         raise LogLocked(
-                            f"{self.log.folder}: another aiosrun process has held the event "
-                            f"log for over {self.log.lock_timeout:.0f} s; is one stuck?"
+                            f"{log.folder}: another aiosrun process has held the event "
+                            f"log for over {log.lock_timeout:.0f} s; is one stuck?"
                         ) from None
                     time.sleep(0.001)
 
         def __exit__(self, *exc: object) -> None:
-            assert self.log._lock_fd is not None
-            fcntl.flock(self.log._lock_fd, fcntl.LOCK_UN)
+            log = self.log
+            log._lock_depth -= 1
+            if log._lock_depth == 0 and log._lock_fd is not None:
+                fcntl.flock(log._lock_fd, fcntl.LOCK_UN)
 
     def _locked(self) -> EventLog._Lock:
         return EventLog._Lock(self)
 
     # ---- the run index ------------------------------------------------------------
 
-    def _note_runs(self, records: Sequence[Record]) -> None:
+    def _learn(self, run: str, segment: str, *, filed: bool = False) -> bool:
+        """Note that ``run`` has records in ``segment``; True when runs.idx lacks that."""
+        known = self._index.setdefault(run, [])
+        if segment not in known:
+            known.append(segment)
+        if filed:
+            self._filed.add((run, segment))
+        return (run, segment) not in self._filed
+
+    def _index_lines(self, records: Sequence[Record]) -> list[str]:
         assert self._segment is not None
         segment = self._segment.name
         lines = []
+        new: set[str] = set()
         for record in records:
-            if record.run is None:
-                continue
-            known = self._index.setdefault(record.run, [])
-            if segment not in known:
-                known.append(segment)
-                lines.append(f"{record.run} {segment} {record.seq}\n")
-        if self.last_seq // 1000 > (self.last_seq - len(records)) // 1000:
-            lines.append(f"@ {self.last_seq}\n")  # bounds the re-index after a crash
-        if lines:
-            self._write_index(lines)
-        self._indexed_seq = self.last_seq
+            if record.run is not None and (record.run, segment) not in self._filed \
+                    and record.run not in new:
+                new.add(record.run)
+                lines.append(sign(f"{record.run} {segment} {record.seq}") + "\n")
+        if records and records[-1].seq // 1000 > (records[0].seq - 1) // 1000:
+            lines.append(sign(f"@ {records[-1].seq}") + "\n")  # bounds a re-index after a crash
+        return lines
 
-    def _write_index(self, lines: Sequence[str]) -> None:
+    def _write_index(self, lines: Sequence[str], *, note: bool = True) -> int:
+        """Append index lines in full (or not at all); returns the file's size before."""
         payload = "".join(lines).encode("utf-8")
-        with open(self.folder / _INDEX, "ab") as handle:
-            handle.write(payload)
-        self._index_offset += len(payload)
+        path = self.folder / _INDEX
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise refusal(path, exc) from None
+        try:
+            size = os.fstat(fd).st_size
+            append_all(fd, payload, size, path)
+        finally:
+            os.close(fd)
+        self._index_offset = size + len(payload)
+        self._index_line += len(lines)
+        if note:
+            for line in lines:
+                self._parse_index_line(line.rstrip("\n"), path)
+        return size
 
-    def _load_index(self) -> None:
-        self._index = {}
-        self._indexed_seq = 0
-        self._index_offset = 0
-        self._read_index_tail()
-        if self._indexed_seq < self.last_seq:
-            self._reindex_from(self._indexed_seq + 1)
+    def _cut_index(self, size: int) -> None:
+        """Undo an index write whose batch failed after it."""
+        path = self.folder / _INDEX
+        with contextlib.suppress(OSError):
+            os.truncate(path, size)
+            self._index_offset = size
+            self._index_line = self._count_lines(path)
+
+    @staticmethod
+    def _count_lines(path: Path) -> int:
+        with open(path, "rb") as handle:
+            return handle.read().count(b"\n")
 
     def _read_index_tail(self) -> None:
         """Read the index lines added since we last looked (by us or another process)."""
         path = self.folder / _INDEX
-        if not path.exists():
+        try:
+            with open(path, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                if size < self._index_offset:  # rewritten (doctor --rebuild): read it anew
+                    self._index, self._filed, self._seals = {}, set(), {}
+                    self._index_offset = self._index_line = self._indexed_seq = 0
+                if size == self._index_offset:
+                    return
+                handle.seek(self._index_offset)
+                data = handle.read()
+        except FileNotFoundError:
             return
-        with open(path, "rb") as handle:
-            handle.seek(self._index_offset)
-            data = handle.read()
         complete = data[: data.rfind(b"\n") + 1]
         self._index_offset += len(complete)
         for line in complete.decode("utf-8", errors="replace").splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[0] == "@" and parts[1].isdigit():  # watermark
-                self._indexed_seq = max(self._indexed_seq, int(parts[1]))
-            elif len(parts) == 3 and parts[2].isdigit():
-                runs = self._index.setdefault(parts[0], [])
-                if parts[1] not in runs:
-                    runs.append(parts[1])
-                self._indexed_seq = max(self._indexed_seq, int(parts[2]))
+            self._index_line += 1
+            self._parse_index_line(line, path)
+
+    def _parse_index_line(self, line: str, path: Path) -> None:
+        text = unsign(line)
+        parts = text.split() if text is not None else []
+        if len(parts) == 2 and parts[0] == "@" and parts[1].isdigit():  # watermark
+            self._indexed_seq = max(self._indexed_seq, int(parts[1]))
+        elif len(parts) == 4 and parts[0] == "=" and parts[2].isdigit():  # a segment's seal
+            self._seals[parts[1]] = (int(parts[2]), int(parts[3], 16))
+        elif len(parts) == 3 and parts[2].isdigit():
+            self._learn(parts[0], parts[1], filed=True)
+            self._indexed_seq = max(self._indexed_seq, int(parts[2]))
+        elif self.index_problem is None:
+            self.index_problem = LogCorrupted(
+                path, self._index_line, "an altered or damaged index entry; the index is "
+                "derived from the log: `aiosrun doctor --rebuild` rewrites it")
 
     def _reindex_from(self, seq: int) -> None:
         """Add what the index misses (a crash between a record and its index line)."""
         missing: list[str] = []
         for segment, record in self._scan(seq):
-            if record.run is None:
-                continue
-            known = self._index.setdefault(record.run, [])
-            if segment.name not in known:
-                known.append(segment.name)
-                missing.append(f"{record.run} {segment.name} {record.seq}\n")
-        if missing:
-            self._write_index(missing)
+            if record.run is not None and self._learn(record.run, segment.name):
+                missing.append(sign(f"{record.run} {segment.name} {record.seq}") + "\n")
+                self._filed.add((record.run, segment.name))
+        if missing and not self.read_only:
+            try:
+                self._write_index(missing)
+            except StorageError:
+                for line in missing:  # kept in memory; the next open re-indexes them
+                    run, name, _ = line.split(" ", 2)
+                    self._filed.discard((run, name))
         self._indexed_seq = self.last_seq
 
     def rebuild_index(self) -> int:
         """Rewrite ``runs.idx`` from the segments; returns the number of runs."""
-        (self.folder / _INDEX).unlink(missing_ok=True)
-        self._index = {}
-        self._index_offset = 0
-        self._reindex_from(1)
+        with self._locked():
+            (self.folder / _INDEX).unlink(missing_ok=True)
+            self._index, self._filed, self._seals = {}, set(), {}
+            self._index_offset = self._index_line = 0
+            self.index_problem = None
+            self._reindex_from(1)
+            segments = self.segments()
+            for segment in segments[:-1]:  # finished segments: seal them again
+                data = segment.read_bytes()
+                self._write_index([sign(f"= {segment.name} {len(data)} "
+                                        f"{zlib.crc32(data):08x}") + "\n"])
+            if self._segment is not None:
+                self._seal()
         return len(self._index)
 
     # ---- reading ------------------------------------------------------------
@@ -421,17 +677,22 @@ class EventLog:
 
     def read(self, from_seq: int = 1) -> Iterator[Record]:
         """Every record from ``from_seq`` on, verified; raises :class:`LogCorrupted`."""
-        for _, record in self._scan(from_seq):
-            yield record
+        self.refresh()
+        return (record for _, record in self._scan(from_seq))
 
     def read_run(self, run: str, from_seq: int = 1) -> Iterator[Record]:
         """One run's records, reading only the segments the index names for it."""
+        self.refresh()
+        if self.index_problem is not None:
+            raise self.index_problem
         segments = set(self._index.get(run, ()))
         if not segments:
-            return
-        for _, record in self._scan(from_seq, only=segments, run=run):
-            if record.run == run:
-                yield record
+            return iter(())
+        return (record for _, record in self._scan(from_seq, only=segments, run=run)
+                if record.run == run)
 
     def runs(self) -> list[str]:
+        self.refresh()
+        if self.index_problem is not None:
+            raise self.index_problem
         return list(self._index)

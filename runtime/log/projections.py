@@ -40,13 +40,16 @@ Event types (past tense; ``run`` is set on run events):
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import zlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiosrun.runtime.log.eventlog import Record
+from aiosrun.runtime.log.eventlog import LogCorrupted, LogError, Record
 
 TERMINAL = frozenset({"succeeded", "failed", "compensated", "cancelled", "needs_attention"})
 
@@ -382,29 +385,70 @@ def fold_workspace(records: Iterable[Record],
 
 # ---- snapshots ----------------------------------------------------------------------------------
 
+class SnapshotCorrupted(LogError):
+    """A snapshot that does not match its checksum: edited or damaged."""
+
+
+_SNAPSHOT_HEADER = "aiosrun-snapshot crc32="
+
+
 def save_snapshot(path: Path, state: RunState | WorkspaceState) -> None:
-    """Write atomically: a crash leaves the old snapshot or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(asdict(state), ensure_ascii=False), "utf-8")
-    temporary.replace(path)
+    """Write atomically, with a checksum: a crash leaves the old snapshot or the new one, and
+    an edit is noticed. A snapshot only saves replay time, so one that cannot be written (a
+    full disk) is left out rather than failing what was recorded."""
+    body = json.dumps(asdict(state), ensure_ascii=False)
+    text = f"{_SNAPSHOT_HEADER}{zlib.crc32(body.encode('utf-8')):08x}\n{body}"
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(text, "utf-8")
+        temporary.replace(path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+
+
+def _snapshot_body(path: Path) -> Any:
+    """The parsed snapshot, None when there is none; raises :class:`SnapshotCorrupted`."""
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SnapshotCorrupted(f"{path}: unreadable snapshot ({exc})") from None
+    header, _, body = text.partition("\n")
+    crc = header.removeprefix(_SNAPSHOT_HEADER)
+    try:
+        valid = header.startswith(_SNAPSHOT_HEADER) and \
+            int(crc, 16) == zlib.crc32(body.encode("utf-8"))
+        if valid:
+            return json.loads(body)
+    except ValueError:
+        pass
+    raise SnapshotCorrupted(f"{path}: the snapshot does not match its checksum (edited or "
+                            "damaged); snapshots are derived from the log: `aiosrun doctor "
+                            "--rebuild` rebuilds them")
 
 
 def load_run_snapshot(path: Path) -> RunState | None:
+    raw = _snapshot_body(path)
+    if raw is None:
+        return None
     try:
-        raw = json.loads(path.read_text("utf-8"))
         steps = {p: StepState(**s) for p, s in raw.pop("steps").items()}
         gates = {g: GateState(**s) for g, s in raw.pop("gates", {}).items()}
         escalations = {e: EscalationState(**s) for e, s in raw.pop("escalations", {}).items()}
         waits = {w: WaitState(**s) for w, s in raw.pop("waits", {}).items()}
         return RunState(**raw, steps=steps, gates=gates, escalations=escalations, waits=waits)
-    except (OSError, ValueError, TypeError, KeyError):
-        return None  # a missing or unreadable snapshot only costs a longer replay
+    except (AttributeError, ValueError, TypeError, KeyError):
+        return None  # an older layout: it only costs a longer replay
 
 
 def load_workspace_snapshot(path: Path) -> WorkspaceState | None:
+    raw = _snapshot_body(path)
+    if raw is None:
+        return None
     try:
-        raw = json.loads(path.read_text("utf-8"))
         return WorkspaceState(
             current=raw["current"],
             versions={d: Version(**v) for d, v in raw["versions"].items()},
@@ -414,5 +458,13 @@ def load_workspace_snapshot(path: Path) -> WorkspaceState | None:
             event_keys=raw.get("event_keys", {}),
             spend=raw.get("spend", {}),
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (AttributeError, ValueError, KeyError, TypeError):
         return None
+
+
+def check_covered(path: Path, snapshot: RunState | WorkspaceState | None, last_seq: int) -> None:
+    """Raise when ``snapshot`` covers seqs the log no longer has (it was truncated)."""
+    if snapshot is not None and snapshot.last_seq > last_seq:
+        raise LogCorrupted(path, 1, f"this snapshot covers the log up to seq "
+                           f"{snapshot.last_seq}, but the log ends at seq {last_seq}: records "
+                           "were cut off the log; restore it from a backup")

@@ -121,11 +121,14 @@ def test_failed_run_exits_1_and_compensates(aiosrun: Runner, tmp_path: Path) -> 
     assert (tmp_path / "undone.txt").read_text() == "greet\n"
 
 
-def start_and_kill(root: Path, *args: str, after: float) -> None:
+def start_and_kill(root: Path, *args: str, after: float, until: Path | None = None) -> None:
     process = subprocess.Popen([*_aiosrun_command(), "--workspace", str(root), *args],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     leases = root / ".aios" / "runs"
-    while not (leases.is_dir() and any(leases.iterdir())):
+    deadline = time.monotonic() + 60
+    while not (leases.is_dir() and any(leases.iterdir())) or (
+            until is not None and not until.exists()):
+        assert time.monotonic() < deadline
         time.sleep(0.01)
     time.sleep(after)
     os.kill(process.pid, signal.SIGKILL)
@@ -136,7 +139,8 @@ def test_a_run_keeps_its_version_when_the_playbook_changes(aiosrun: Runner,
                                                            tmp_path: Path) -> None:
     workspace(tmp_path, hello=HELLO)
     aiosrun("apply")
-    start_and_kill(tmp_path, "run", "hello", "-i", "who=Di", "-i", "times=2", after=0.5)
+    start_and_kill(tmp_path, "run", "hello", "-i", "who=Di", "-i", "times=2", after=0.2,
+                   until=tmp_path / "greetings.txt")
     (tmp_path / "playbooks" / "hello.yaml").write_text(HELLO.replace("hello ${{", "bye ${{"))
     assert aiosrun("apply").returncode == 0
     (run_id,) = [r["id"] for r in json.loads(aiosrun("runs", "--format", "json").stdout)]
@@ -170,7 +174,8 @@ def test_status_timeline_and_replay(aiosrun: Runner, tmp_path: Path) -> None:
 def test_cancel_compensates_an_unfinished_run(aiosrun: Runner, tmp_path: Path) -> None:
     workspace(tmp_path, hello=HELLO)
     aiosrun("apply")
-    start_and_kill(tmp_path, "run", "hello", "-i", "who=Fi", "-i", "times=30", after=0.5)
+    start_and_kill(tmp_path, "run", "hello", "-i", "who=Fi", "-i", "times=30", after=0.5,
+                   until=tmp_path / "greetings.txt")
     (run_id,) = [r["id"] for r in json.loads(aiosrun("runs", "--format", "json").stdout)]
     done = aiosrun("cancel", run_id)
     assert done.returncode == 0, done.stderr
