@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .base import Action, Adapter, CallContext, PermanentError
+from .effects import append_line, open_ledger
 
 
 def _schema(required: list[str], **props: Any) -> dict[str, Any]:
@@ -107,9 +108,7 @@ class _Ledger:
         self._fd: int | None = None
 
     def __enter__(self) -> _Ledger:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self._fd = open_ledger(self.path)
         with open(self.path, "rb") as handle:
             for line in handle:
                 if line.endswith(b"\n"):
@@ -139,7 +138,6 @@ class _Ledger:
     def write(self, key: str, kind: str, record: dict[str, Any]) -> dict[str, Any]:
         entry = {"key": key, "kind": kind, "record": record}
         assert self._fd is not None
-        os.write(self._fd, (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8"))
-        os.fsync(self._fd)
+        append_line(self._fd, self.path, entry)
         self._apply(entry)
         return record

@@ -9,12 +9,56 @@ processes never act on one key at once.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from .base import TransientError
+
+
+class LedgerFull(TransientError):
+    """A ledger line could not be written in full (a full disk): nothing of it was kept, so
+    the effect it guards did not happen and a retry or a resume does it."""
+
+
+def open_ledger(path: Path) -> int:
+    """Open and lock a JSON-lines ledger; a torn last line (a write cut by a crash) is cut
+    off, so the next line does not join it and make both unreadable."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    size = os.fstat(fd).st_size
+    if size:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        if not data.endswith(b"\n"):
+            os.ftruncate(fd, data.rfind(b"\n") + 1)
+    return fd
+
+
+def append_line(fd: int, path: Path, entry: dict[str, Any]) -> None:
+    """Append one JSON line durably and in full (``os.write`` may write less than asked), or
+    cut the file back to where it was and raise :class:`LedgerFull`."""
+    payload = memoryview((json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8"))
+    size = os.fstat(fd).st_size
+    try:
+        while payload:
+            written = os.write(fd, payload)
+            if written <= 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            payload = payload[written:]
+        os.fsync(fd)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+        reason = "no space left on device" if exc.errno in (errno.ENOSPC, errno.EDQUOT) \
+            else exc.strerror or str(exc)
+        raise LedgerFull(f"{path}: {reason}, nothing was recorded") from None
 
 
 class EffectsLedger:
@@ -26,9 +70,7 @@ class EffectsLedger:
         self._fd: int | None = None
 
     def __enter__(self) -> EffectsLedger:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self._fd = open_ledger(self.path)
         for entry in self._read():
             current = self.entries.setdefault(entry["key"], {})
             current.update(entry)
@@ -62,7 +104,6 @@ class EffectsLedger:
     def record(self, key: str, state: str, **fields: Any) -> None:
         entry = {"key": key, "state": state, **fields}
         assert self._fd is not None
-        os.write(self._fd, (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8"))
-        os.fsync(self._fd)
+        append_line(self._fd, self.path, entry)
         self.entries.setdefault(key, {}).update(entry)
 

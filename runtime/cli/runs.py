@@ -222,6 +222,9 @@ def take_lease(ws: Any, run_id: str) -> Any:
     so `serve` never mistakes the run for a crashed one and takes it over meanwhile."""
     from aiosrun.runtime.coordinator.leases import Lease
 
+    if ws.log.read_only:
+        fail(f"{ws.root}: the workspace is read-only; nothing can be recorded (reading "
+             "commands still work)")
     lease = Lease(ws.state_dir / "runs", run_id)
     if not lease.try_acquire():
         fail(f"run {run_id} is being executed by another aiosrun process")
@@ -534,6 +537,11 @@ def doctor(obj: Context, rebuild: bool) -> None:
             click.echo(ws.log.repaired)
         count = sum(1 for _ in ws.log.read())
         click.echo(f"event log: {count} records, seq 1..{ws.log.last_seq}, checksums ok")
+        if not rebuild:  # what is derived: the index and the snapshots
+            if ws.log.index_problem is not None:
+                raise ws.log.index_problem
+            for run_id in ws.workspace_state().runs:
+                ws.run_state(run_id)
         if rebuild:
             shutil.rmtree(ws.snapshots, ignore_errors=True)
             runs_count = ws.log.rebuild_index()

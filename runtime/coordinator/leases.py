@@ -10,14 +10,20 @@ import fcntl
 import os
 from pathlib import Path
 
+from aiosrun.dsl.errors import AiosrunError
+
 
 class Lease:
     """An exclusive ``flock`` per run while a process executes it; the kernel drops it when the
     process dies, which is how ``resume`` tells a crashed run from a running one."""
 
     def __init__(self, folder: Path, run_id: str) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(folder / f"{run_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(folder / f"{run_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # a read-only workspace, a full disk
+            raise AiosrunError(f"{folder}: cannot take run {run_id}'s lease "
+                               f"({exc.strerror or exc}); nothing was recorded") from None
 
     def try_acquire(self) -> bool:
         try:
