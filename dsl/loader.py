@@ -26,6 +26,7 @@ from .errors import PlaybookError
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_NODES = 100_000
 MAX_DEPTH = 64
+SCAN_DEPTH = 1000  # a cheap bound before parsing; the builder then enforces MAX_DEPTH
 
 JsonPath = tuple[str | int, ...]
 Position = tuple[int, int]
@@ -96,20 +97,52 @@ def load_text(text: str, file: str) -> Document:
     if "\x00" in text:
         line, col = _char_position(text, text.index("\x00"))
         raise _fail(file, line, col, "encoding", "NUL character in a text file")
+    _check_nesting(text, file)
     root = _parse(text, file)
     if root is None:
         raise _fail(file, 1, 1, "empty-file",
                     "the file is empty; expected a mapping with 'apiVersion' and 'kind'")
     if not isinstance(root, MappingNode):
         kind = "a list" if isinstance(root, SequenceNode) else "a single value"
-        raise _fail(file, 1, 1, "root-not-mapping",
-                    f"expected a mapping at the top level, got {kind}")
+        raise _fail(file, root.start_mark.line + 1, root.start_mark.column + 1,
+                    "root-not-mapping", f"expected a mapping at the top level, got {kind}")
     builder = _PlainBuilder(file)
     data = builder.convert(root, (), 0)
     if builder.diagnostics:
         raise PlaybookError(builder.diagnostics)
     assert isinstance(data, dict)
     return Document(file, text, data, builder.values, builder.keys)
+
+
+_COMPACT = re.compile(r"[ ]*(?:[-?][ ]+)+")
+
+
+def _check_nesting(text: str, file: str) -> None:
+    """Refuse nesting deeper than :data:`SCAN_DEPTH` before the parser sees it: ruamel's C
+    parser recurses once per level and a few thousand brackets overflow the C stack (a
+    crash, not an exception). Counts flow brackets outside comments and compact ``- - -``
+    sequences; quoted brackets are rare enough that counting them costs nothing real."""
+    if text.count("[") + text.count("{") + text.count("- ") <= SCAN_DEPTH:
+        return
+    depth = 0
+    for number, line in enumerate(text.split("\n"), start=1):
+        compact = _COMPACT.match(line)
+        if compact is not None and compact.group(0).count("-") + \
+                compact.group(0).count("?") > SCAN_DEPTH:
+            raise _fail(file, number, 1, "too-deep",
+                        f"nested more than {SCAN_DEPTH} levels deep")
+        if "[" not in line and "{" not in line and depth == 0:
+            continue
+        for column, char in enumerate(line, start=1):
+            if char == "#" and (column == 1 or line[column - 2] in " \t"):
+                break
+            if char in "[{":
+                depth += 1
+                if depth > SCAN_DEPTH:
+                    raise _fail(file, number, column, "too-deep",
+                                f"nested more than {SCAN_DEPTH} levels deep")
+            elif char in "]}":
+                depth = max(depth - 1, 0)
 
 
 def _parse(text: str, file: str) -> Node | None:

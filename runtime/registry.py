@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -70,12 +71,50 @@ def _workspace_adapters(folder: Path) -> list[type[Adapter]]:
         sys.modules[module_name] = module
         try:
             spec.loader.exec_module(module)
+        except SystemExit as exc:  # it would end every command silently with its code
+            raise AdapterLoadError(f"{path}:{_line_in(exc, path)}: cannot load adapter: it "
+                                   f"calls sys.exit({exc.code!r}) at import") from None
         except Exception as exc:  # the operator's code: report where, never a traceback
-            raise AdapterLoadError(f"{path}: cannot load adapter: {type(exc).__name__}: "
-                                   f"{exc}") from None
+            raise AdapterLoadError(f"{path}:{_line_in(exc, path)}: cannot load adapter: "
+                                   f"{type(exc).__name__}: {exc}") from None
         for value in vars(module).values():
             if (isinstance(value, type) and issubclass(value, Adapter) and value is not Adapter
                     and isinstance(getattr(value, "name", None), str)
                     and value.__module__ == module_name):
+                _check_adapter(value, path)
                 found.append(value)
     return found
+
+
+def _line_in(exc: BaseException, path: Path) -> int:
+    """The line of ``path`` the exception passed through last (1 if none)."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if f.filename == str(path) and f.lineno]
+    if isinstance(exc, SyntaxError) and exc.lineno:
+        return exc.lineno
+    return frames[-1].lineno or 1 if frames else 1
+
+
+def _check_adapter(adapter_class: type[Adapter], path: Path) -> None:
+    """An adapter class whose ``actions`` is not a mapping of :class:`Action` would break
+    every command that lists or checks actions; refuse it where it is defined."""
+    import inspect
+
+    actions = getattr(adapter_class, "actions", None)
+    problem = None
+    if not isinstance(actions, Mapping):
+        problem = f"actions is {type(actions).__name__}, not a mapping of name -> Action"
+    else:
+        wrong = [name for name, action in actions.items()
+                 if not isinstance(name, str) or not isinstance(action, Action)]
+        if wrong:
+            problem = f"action {wrong[0]!r} is not an Action"
+    if problem is not None:
+        try:
+            line = inspect.getsourcelines(adapter_class)[1]
+        except (OSError, TypeError):
+            line = 1
+        raise AdapterLoadError(f"{path}:{line}: adapter class {adapter_class.__name__}: "
+                               f"{problem}")

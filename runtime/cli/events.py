@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 from aiosrun.runtime.cli.app import Context, cli, fail
+from aiosrun.runtime.cli.parsing import Interval, json_option
 from aiosrun.runtime.cli.runs import (
     FORMAT,
     dispatch_events,
@@ -37,16 +37,7 @@ def emit_command(obj: Context, event: str, data_text: str | None, fmt: str) -> N
                                  "customer.signed_up", param_hint="EVENT")
     data: Any = None
     if data_text is not None:
-        raw = data_text
-        if data_text.startswith("@"):
-            try:
-                raw = Path(data_text[1:]).read_text("utf-8")
-            except OSError as exc:
-                fail(f"cannot read {data_text[1:]}: {exc.strerror or exc}")
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            fail(f"--data is not JSON: {exc}")
+        data = json_option(data_text, "--data")
     ws = open_workspace(obj)
     with ws:
         record = emit(ws, event, data, {"cli": True})
@@ -67,7 +58,7 @@ def emit_command(obj: Context, event: str, data_text: str | None, fmt: str) -> N
 
 @cli.command()
 @click.option("--once", is_flag=True, help="Process what is due now, then exit (cron, tests).")
-@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.05, 3600),
+@click.option("--interval", default=1.0, show_default=True, type=Interval(0.05, 3600),
               help="Seconds between checks.")
 @click.pass_obj
 def serve(obj: Context, once: bool, interval: float) -> None:

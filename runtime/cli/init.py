@@ -55,16 +55,21 @@ def init(directory: Path, no_git: bool) -> None:
     cassettes, schemas, knowledge, .gitignore, pre-commit, and a git repository."""
     if (directory / "aios.yaml").exists():
         fail(f"{directory / 'aios.yaml'} exists: {directory} is a workspace already")
-    directory.mkdir(parents=True, exist_ok=True)
     written, kept = [], []
-    for name, content in starter_files():
-        target = directory / name
-        if target.exists():
-            kept.append(name)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content)
-        written.append(name)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, content in starter_files():
+            target = directory / name
+            if target.exists():
+                kept.append(name)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+            written.append(name)
+    except OSError as exc:
+        where = exc.filename or directory
+        fail(f"cannot create the workspace in {directory}: {where}: {exc.strerror or exc}"
+             + (f" ({len(written)} files were written before)" if written else ""))
     git = shutil.which("git")
     repository = ""
     if git and not no_git and not (directory / ".git").exists():

@@ -100,10 +100,9 @@ def resolve(obj: Context, run_id: str, step: str, action: str | None,
     if outputs_json is not None:
         if action != "skip":
             raise click.UsageError("--outputs goes with --skip")
-        try:
-            outputs = json.loads(outputs_json)
-        except ValueError as exc:
-            raise click.BadParameter(f"not JSON: {exc}", param_hint="--outputs") from None
+        from aiosrun.runtime.cli.parsing import json_option
+
+        outputs = json_option(outputs_json, "--outputs")
     ws = open_workspace(obj)
     with ws:
         state = _load_run(ws, run_id)

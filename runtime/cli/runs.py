@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 from aiosrun.runtime.cli.app import Context, cli, fail
+from aiosrun.runtime.cli.parsing import parse_inputs
 
 EXIT = {"succeeded": 0, "waiting": 3, "running": 1, "failed": 1, "compensated": 1,
         "cancelled": 1, "needs_attention": 1}
@@ -117,32 +118,6 @@ def apply(obj: Context, paths: tuple[Path, ...], dry_run: bool) -> None:
             ws.log.sync()
             ws.save_workspace_snapshot()
         click.echo(f"Applied: {summary}")
-
-
-def parse_inputs(pairs: tuple[str, ...], inputs_file: Path | None) -> dict[str, Any]:
-    from aiosrun.dsl.errors import PlaybookError
-    from aiosrun.dsl.loader import load_file
-
-    values: dict[str, Any] = {}
-    if inputs_file is not None:
-        try:
-            values = load_file(inputs_file).data
-        except PlaybookError as exc:
-            fail(str(exc))
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="-i")
-        try:
-            value: Any = json.loads(raw)
-        except ValueError:
-            value = raw
-        target = values
-        *parents, last = key.split(".")
-        for part in parents:
-            target = target.setdefault(part, {})
-        target[last] = value
-    return values
 
 
 class Progress:

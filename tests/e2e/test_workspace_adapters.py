@@ -52,4 +52,4 @@ def test_a_broken_workspace_adapter_is_reported(aiosrun: Runner, tmp_path: Path)
     (tmp_path / "adapters" / "broken.py").write_text("raise RuntimeError('oops')\n")
     done = aiosrun("adapters")
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert "broken.py: cannot load adapter: RuntimeError: oops" in done.stderr
+    assert "broken.py:1: cannot load adapter: RuntimeError: oops" in done.stderr
