@@ -86,6 +86,7 @@ class CallContext:
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     emit: Callable[[str, Any, str], int] | None = None  # event, data, key -> seq
     memory: MemoryService | None = None  # the domains this playbook declared, nothing else
+    mask: Callable[[str], str] = lambda text: text  # secrets -> *** (for what is kept)
 
 
 class MemoryService(Protocol):

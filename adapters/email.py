@@ -49,6 +49,10 @@ class EmailAdapter(Adapter):
                    ctx: CallContext) -> Mapping[str, Any]:
         digest = hashlib.sha256(ctx.idempotency_key.encode("utf-8")).hexdigest()[:24]
         message_id = f"<{digest}@aiosrun>"
+        smtp = ctx.settings.get("smtp")
+        if not smtp:  # the outbox is kept in .aios/, where secrets never go
+            args = {k: [ctx.mask(str(a)) for a in v] if isinstance(v, list) else ctx.mask(str(v))
+                    for k, v in args.items()}
         message = EmailMessage()
         message["Message-ID"] = message_id
         message["From"] = str(ctx.settings.get("from", "aiosrun@localhost"))
@@ -60,7 +64,6 @@ class EmailAdapter(Adapter):
         message["Subject"] = str(args["subject"])
         message["Date"] = formatdate(usegmt=True)
         message.set_content(str(args["body"]))
-        smtp = ctx.settings.get("smtp")
         if not smtp:
             outbox = ctx.state_dir / "outbox"
             outbox.mkdir(parents=True, exist_ok=True)

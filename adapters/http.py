@@ -76,7 +76,7 @@ class HttpAdapter(Adapter):
         if status >= 500:
             raise TransientError(f"{url} answered {status}")
         if status >= 400:
-            raise PermanentError(f"{url} answered {status}: {response.text[:200]}")
+            raise PermanentError(f"{url} answered {status}: {ctx.mask(response.text)[:200]}")
         try:
             body = response.json() if response.content else None
         except (ValueError, json.JSONDecodeError):

@@ -10,8 +10,11 @@ terminal (all read from the log or its state) never hold a secret.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,13 +36,58 @@ def load_secrets(root: Path, settings: Mapping[str, Any]) -> dict[str, str]:
     return found
 
 
+MIN_TRUNCATED = 4  # a text ending in this many first characters of a secret was cut in it
+
+
+def renderings(secret: str) -> set[str]:
+    """The forms a secret takes when something escapes or encodes it: JSON (both ASCII and
+    not), ``repr``, URL-encoding, and base64 (standard and URL-safe, padded or not, and as
+    it appears inside a longer base64 text, such as ``user:password`` in a Basic header)."""
+    forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+             repr(secret)[1:-1], urllib.parse.quote(secret, safe=""),
+             urllib.parse.quote(secret), urllib.parse.quote_plus(secret)}
+    raw = secret.encode("utf-8")
+    for shift in range(3):  # where the secret starts within a 3-byte base64 group
+        encoded = base64.b64encode(b"\0" * shift + raw).decode("ascii")
+        whole = [encoded, encoded.rstrip("=")] if not shift else []
+        core = encoded[4 if shift else 0: 4 * ((shift + len(raw)) // 3)]  # no other byte
+        for text in (*whole, core):
+            if len(text) >= 8:
+                forms.add(text)
+                forms.add(text.replace("+", "-").replace("/", "_"))
+    return {form for form in forms if form}
+
+
 class Masker:
+    """Replaces every secret, in every rendering of it, with ``***``; also a text that ends
+    in the first characters of a secret (a message cut to a length inside it)."""
+
     def __init__(self, values: Mapping[str, str]) -> None:
-        secrets = sorted({v for v in values.values() if v}, key=len, reverse=True)
-        self._pattern = re.compile("|".join(re.escape(s) for s in secrets)) if secrets else None
+        secrets = {v for v in values.values() if v}
+        forms = sorted({form for secret in secrets for form in renderings(secret)},
+                       key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(f) for f in forms)) if forms else None
+        self._forms = [form for form in forms if len(form) > MIN_TRUNCATED]
 
     def text(self, text: str) -> str:
-        return self._pattern.sub(MASK, text) if self._pattern else text
+        if self._pattern is None:
+            return text
+        return self._cut_tail(self._pattern.sub(MASK, text))
+
+    def _cut_tail(self, text: str) -> str:
+        """Mask a secret's first characters at the very end of ``text`` (before a ``...``)."""
+        body = text.rstrip()
+        for marker in ("...", "…"):
+            body = body.removesuffix(marker)
+        for form in self._forms:
+            window_start = max(len(body) - len(form) + 1, 0)
+            window = body[window_start:]
+            found = window.find(form[:MIN_TRUNCATED])
+            while found != -1:
+                if form.startswith(window[found:]):
+                    return text[:window_start + found] + MASK
+                found = window.find(form[:MIN_TRUNCATED], found + 1)
+        return text
 
     def data(self, value: Any) -> Any:
         if self._pattern is None:
