@@ -88,17 +88,15 @@ def access(value: v.Value, key: _Key | None, scope: Charges) -> v.Value:
         if value.filtered:
             return _filtered_access(value, key, scope)
         if key is None:
-            items = list(value)
-            scope.charge(8 * len(items))
-            return v.Arr(items, filtered=True)
+            scope.charge(8 * len(value))  # charged before the array is built
+            return v.Arr(list(value), filtered=True)
         if key.int is not None and key.int < len(value):
             return value.get(key.int)
         return None
     if isinstance(value, v.Obj):
         if key is None:
-            items = list(value.values())
-            scope.charge(8 * len(items))
-            return v.Arr(items, filtered=True)
+            scope.charge(8 * len(value.raw))
+            return v.Arr(list(value.values()), filtered=True)
         if key.str is not None:
             return value.get(key.str)
         return None
@@ -108,6 +106,8 @@ def access(value: v.Value, key: _Key | None, scope: Charges) -> v.Value:
 def _filtered_access(array: v.Arr, key: _Key | None, scope: Charges) -> v.Arr:
     result: list[v.Value] = []
     for item in array:
+        scope.charge(8 * (len(item.raw) if key is None and isinstance(item, (v.Obj, v.Arr))
+                          else 1))
         if isinstance(item, v.Obj):
             if key is None:
                 result.extend(item.values())
@@ -118,7 +118,6 @@ def _filtered_access(array: v.Arr, key: _Key | None, scope: Charges) -> v.Arr:
                 result.extend(item)
             elif key.int is not None and key.int < len(item):
                 result.append(item.get(key.int))
-    scope.charge(8 * len(result))
     return v.Arr(result, filtered=True)
 
 
@@ -203,12 +202,40 @@ def _join(scope: Charges, args: list[v.Value]) -> v.Value:
         return v.to_string(items)
     if isinstance(items, v.Arr):
         separator = v.to_string(args[1]) if len(args) > 1 and v.is_primitive(args[1]) else ","
-        return _text(scope, separator.join(v.to_string(item) for item in items))
+        pieces = [v.to_string(item) for item in items]  # existing strings, not copies
+        size = sum(len(piece) for piece in pieces) + len(separator) * max(len(pieces) - 1, 0)
+        scope.charge(2 * size)  # before the join builds it: the limit bounds peak memory
+        return separator.join(pieces)
     return ""
 
 
 def _to_json(scope: Charges, args: list[v.Value]) -> v.Value:
-    return _text(scope, v.to_json(args[0]))
+    scope.charge(2 * _json_size(args[0], MAX_MEMORY_BYTES))  # before building it
+    return v.to_json(args[0])
+
+
+def _json_size(value: v.Value, limit: int) -> int:
+    """An upper bound of ``len(to_json(value))``, counted without building it (and only
+    until it passes ``limit``)."""
+    total = 0
+    stack: list[tuple[v.Value, int]] = [(value, 0)]
+    while stack and total <= limit:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            plain = item.isascii() and item.isprintable()
+            total += (len(item) + item.count('"') + item.count("\\") if plain
+                      else 6 * len(item)) + 2
+        elif isinstance(item, v.Arr):
+            total += 2 * depth + 4 + len(item) * (2 * depth + 4)
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, v.Obj):
+            total += 2 * depth + 4
+            for key, child in item.items():
+                total += 2 * depth + 8 + 6 * len(key)
+                stack.append((child, depth + 1))
+        else:
+            total += 24
+    return total
 
 
 def _reject_constant(name: str) -> Any:
@@ -219,12 +246,12 @@ def _from_json(scope: Charges, args: list[v.Value]) -> v.Value:
     text = v.to_string(args[0])
     if not text.strip(" \t\n\r\v\f\u00a0\u2028\u2029\ufeff"):
         raise FunctionFailed("empty input", "json", "fromJSON() needs JSON text")
+    scope.charge(4 * len(text))  # before parsing: what it builds is about this size
     try:
         parsed = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise FunctionFailed("Error parsing JSON when evaluating fromJson", "json",
                              str(exc)) from None
-    scope.charge(2 * len(text))
     return v.wrap(parsed)
 
 
