@@ -10,11 +10,19 @@ Durability: ``always`` fsyncs every batch; ``group`` (the default) fsyncs at mos
 window while appends flow, and on :meth:`EventLog.sync`/:meth:`EventLog.close`. Bytes reach
 the kernel at once either way, so a killed process loses nothing; the window only bounds what
 a power cut could take. A torn last line is cut off at open (and reported); a corrupt line
-anywhere else stops every reader with :class:`LogCorrupted` naming the file and line.
+anywhere else stops every reader with :class:`LogCorrupted` naming the file and line. A
+batch is written whole or not at all: a full disk cuts the files back and raises
+:class:`~aiosrun.runtime.log.storage.StorageFull`.
+
+Open verifies the whole log: a segment's *seal* (its size and CRC32, recorded in ``runs.idx``
+at close and rotation once those bytes are durable) checks its prefix in one pass, and the
+lines past it are checked one by one (checksum, contiguous seq). So a flipped byte or a cut
+anywhere stops every command, even one that starts from a snapshot.
 
 ``runs.idx`` maps each run to the segments that hold its records, so one run's history is
-read without scanning the whole log. It is derived: ``@ SEQ`` watermark lines (written at
-close and rotation) say how far it is complete, and what lies beyond is re-indexed at open.
+read without scanning the whole log. It is derived: ``@ SEQ`` watermark lines say how far it
+is complete, and what lies beyond is re-indexed at open. Every line carries a CRC32; an
+altered one stops the readers that use the index until ``doctor --rebuild``.
 """
 
 from __future__ import annotations
