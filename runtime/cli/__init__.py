@@ -33,8 +33,11 @@ def main() -> None:
     except Exception as exc:
         from aiosrun.dsl.errors import AiosrunError  # here, not at start-up: keeps it cold
 
-        if isinstance(exc, AiosrunError):
-            click.echo(_masked(str(exc)), err=True)
+        inner: BaseException = exc
+        while isinstance(inner, BaseExceptionGroup) and inner.exceptions:
+            inner = inner.exceptions[0]  # a refusal inside a parallel step (a full disk)
+        if isinstance(inner, AiosrunError):
+            click.echo(_masked(str(inner)), err=True)
             sys.exit(1)
         if os.environ.get("AIOS_DEBUG"):  # a bug: brief by default, traceback on request
             raise
