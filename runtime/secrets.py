@@ -76,17 +76,18 @@ class Masker:
 
     def _cut_tail(self, text: str) -> str:
         """Mask a secret's first characters at the very end of ``text`` (before a ``...``)."""
-        body = text.rstrip()
+        trimmed = text.rstrip(" \t\r\n")
         for marker in ("...", "…"):
-            body = body.removesuffix(marker)
-        for form in self._forms:
-            window_start = max(len(body) - len(form) + 1, 0)
-            window = body[window_start:]
-            found = window.find(form[:MIN_TRUNCATED])
-            while found != -1:
-                if form.startswith(window[found:]):
-                    return text[:window_start + found] + MASK
-                found = window.find(form[:MIN_TRUNCATED], found + 1)
+            trimmed = trimmed.removesuffix(marker)
+        for body in (text, trimmed):  # the secret may itself end in what a cut marker is
+            for form in self._forms:
+                window_start = max(len(body) - len(form) + 1, 0)
+                window = body[window_start:]
+                found = window.find(form[:MIN_TRUNCATED])
+                while found != -1:
+                    if form.startswith(window[found:]):
+                        return text[:window_start + found] + MASK
+                    found = window.find(form[:MIN_TRUNCATED], found + 1)
         return text
 
     def data(self, value: Any) -> Any:
