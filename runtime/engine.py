@@ -265,6 +265,18 @@ class Engine:
             results[run.id] = run
         return list(results.values())
 
+    async def fork(self, run_id: str, *, from_step: str | None = None,
+                   at_seq: int | None = None) -> Run:
+        """A new run of the playbook's current version whose steps before ``from_step`` (or
+        completed by ``at_seq``) are taken from ``run_id``, outputs and all, without
+        executing them; the old run is left as it was. ``Conflict`` when the new version
+        lacks a reused step or the old inputs no longer fit."""
+        from aiosrun.runtime.coordinator.fork import fork_run
+
+        self._state(run_id)
+        playbook, state = fork_run(self.ws, run_id, from_step, at_seq)
+        return Run.of(await self._execute(playbook, state))
+
     # ---- the operator's decisions ---------------------------------------------------------
 
     async def inbox(self) -> list[InboxItem]:
