@@ -20,6 +20,14 @@ class Context:
     def __init__(self, workspace: str | None) -> None:
         self.workspace_override = workspace
 
+    def workspace_path(self) -> Path:
+        """The workspace folder, or the command ends with the reason there is none."""
+        root = self.workspace()
+        if root is None:
+            fail("no workspace here: create aios.yaml (apiVersion: aiosrun/v1, kind: "
+                 "Workspace) or pass --workspace DIR")
+        return root
+
     def workspace(self) -> Path | None:
         from aiosrun.runtime.workspace import find_workspace
 
@@ -46,7 +54,8 @@ class Context:
         return sorted(models) if isinstance(models, dict) else None
 
     def default_paths(self) -> list[Path]:
-        """The workspace's ``aios.yaml`` and ``playbooks/``, else the current folder."""
+        """The workspace's ``aios.yaml``, ``playbooks/`` and ``tests/``, else the current
+        folder."""
         root = self.workspace()
         if root is None:
             if self.workspace_override:
@@ -54,8 +63,9 @@ class Context:
                      "AIOS_WORKSPACE)")
             return [Path(".")]
         paths = [root / "aios.yaml"]
-        if (root / "playbooks").is_dir():
-            paths.append(root / "playbooks")
+        for folder in ("playbooks", "tests"):
+            if (root / folder).is_dir():
+                paths.append(root / folder)
         return paths
 
 

@@ -133,7 +133,7 @@ def decode(line: bytes, file: Path, number: int) -> Record:
         raise LogCorrupted(file, number, f"not a record: {exc}") from None
 
 
-def _line_seq(line: bytes) -> int:
+def line_seq(line: bytes) -> int:
     """The seq of an encoded line, read from its fixed prefix ``{"seq":N,``."""
     end = line.find(b",", 7)
     try:
@@ -294,7 +294,7 @@ class EventLog:
                 raise LogCorrupted(segment, number, "unreadable checksum") from None
             if zlib.crc32(line[:-(_CRC_SUFFIX + 1)] + b"}") != crc:
                 raise LogCorrupted(segment, number, "checksum mismatch")
-            seq = _line_seq(line)
+            seq = line_seq(line)
             if seq != expected:
                 raise LogCorrupted(segment, number, f"seq {seq} where {expected} was due: "
                                    "records are missing or out of place")
@@ -342,9 +342,14 @@ class EventLog:
     def append(self, event: NewEvent) -> Record:
         return self.append_many([event])[0]
 
-    def append_many(self, events: Sequence[NewEvent]) -> list[Record]:
-        """Append one batch under the lock: all of it or, on a full disk or a failed write,
-        none of it (:class:`StorageError`, the files as they were)."""
+    def append_many(self, events: Sequence[NewEvent],
+                    guard: Callable[[], bool] | None = None) -> list[Record]:
+        """Append ``events`` as one batch: all of it or, on a full disk or a failed write,
+        none of it (:class:`StorageError`, the files as they were). ``guard``, when given, is
+        asked under the lock once this process has caught up with every other's appends:
+        when it says False nothing is appended and the result is empty. That makes
+        check-then-append decisions (has this run started, is this gate still open, was this
+        event id seen) atomic across processes."""
         if self.read_only:
             raise LogError(f"{self.folder}: the workspace is read-only; nothing can be "
                            "recorded (reading commands still work)")
@@ -354,6 +359,8 @@ class EventLog:
             self._catch_up()
             if self.index_problem is not None:
                 raise self.index_problem
+            if guard is not None and not guard():
+                return []
             assert self._fd is not None and self._segment is not None
             ts = format_ts(self.now())
             records = []
@@ -675,7 +682,7 @@ class EventLog:
                 for number, line in enumerate(handle, start=1):
                     if not line.endswith(b"\n"):
                         break  # a torn tail another writer is still completing
-                    if from_seq > 1 and _line_seq(line) < from_seq:
+                    if from_seq > 1 and line_seq(line) < from_seq:
                         continue
                     if marker is not None and marker not in line[:200]:
                         continue
@@ -689,7 +696,8 @@ class EventLog:
         return (record for _, record in self._scan(from_seq))
 
     def read_run(self, run: str, from_seq: int = 1) -> Iterator[Record]:
-        """One run's records, reading only the segments the index names for it."""
+        """One run's records, reading only the segments the index names for it (after
+        catching up with what other processes appended)."""
         self.refresh()
         if self.index_problem is not None:
             raise self.index_problem
@@ -704,3 +712,9 @@ class EventLog:
         if self.index_problem is not None:
             raise self.index_problem
         return list(self._index)
+
+    def has_run(self, run: str) -> bool:
+        """Whether the run has records (other processes' appends included)."""
+        if run not in self._index:
+            self.refresh()
+        return run in self._index

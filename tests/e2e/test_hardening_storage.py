@@ -166,4 +166,4 @@ def test_a_read_only_workspace_can_still_be_read(small_disk: Path) -> None:
         assert done.returncode == 0, (args, done.stderr)
     assert "Go?" in cli(root, "inbox").stdout
     refused = cli(root, "approve", run["id"])
-    assert refused.returncode == 1 and "read-only" in refused.stderr
+    assert refused.returncode == 1 and "read-only" in refused.stderr.lower()
