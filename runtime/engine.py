@@ -488,7 +488,8 @@ class Engine:
             try:
                 observer(record)
             except Exception as exc:  # an observer's bug never changes a run
-                self.notices.append(f"an observer failed on seq {record.seq}: {exc}")
+                self.notices.append(self.ws.masker.text(
+                    f"an observer failed on seq {record.seq}: {exc}"))
 
     def _in_background(self, playbook: ir.Playbook, state: RunState,
                        lease: Lease | None = None) -> None:
@@ -498,8 +499,8 @@ class Engine:
             try:
                 await self._execute(playbook, state, busy_ok=True, lease=lease)
             except Exception as exc:  # the log keeps the run resumable; the Engine goes on
-                self.notices.append(f"run {state.id}: internal error: {type(exc).__name__}: "
-                                    f"{exc}")
+                self.notices.append(self.ws.masker.text(
+                    f"run {state.id}: internal error: {type(exc).__name__}: {exc}"))
             finally:
                 done.set()
 

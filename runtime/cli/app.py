@@ -70,7 +70,9 @@ class Context:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+    from aiosrun.runtime.cli import _masked  # a message may quote a value that held a secret
+
+    click.echo(_masked(f"error: {message}"), err=True)
     sys.exit(code)
 
 

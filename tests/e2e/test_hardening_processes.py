@@ -77,21 +77,20 @@ def test_serve_survives_a_cli_run_in_flight(aiosrun: Runner, tmp_path: Path) -> 
 
 def test_concurrent_dispatchers_start_a_triggered_run_once(aiosrun: Runner,
                                                            tmp_path: Path) -> None:
-    from aiosrun.runtime.coordinator.dispatch import emit
-    from aiosrun.runtime.workspace import Workspace
-
+    """Each `emit` dispatches every pending event, its own and the others': four at once
+    must still start one run per event."""
     workspace(tmp_path, greet=TRIGGERED)
     assert aiosrun("apply").returncode == 0
-    with Workspace(tmp_path) as ws:  # recorded, not yet dispatched
-        seq = emit(ws, "customer.signed_up", {}, {"test": True}).seq
-    command = [*_aiosrun_command(), "--workspace", str(tmp_path), "resume", "--all"]
+    command = [*_aiosrun_command(), "--workspace", str(tmp_path), "emit", "customer.signed_up"]
     procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(4)]
     for proc in procs:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0 and "Traceback" not in err, err
-    started = [r for r in records(tmp_path) if r["type"] == "RunStarted"]
-    assert [r["run"] for r in started] == [f"ev{seq}-greet"]
-    assert (tmp_path / "welcomed.txt").read_text() == "welcome\n"
-    dispatched = [r for r in records(tmp_path) if r["type"] == "EventDispatched"]
-    assert len(dispatched) == 1, json.dumps(dispatched)
+    logged = records(tmp_path)
+    events = [r["seq"] for r in logged if r["type"] == "EventEmitted"]
+    started = sorted(r["run"] for r in logged if r["type"] == "RunStarted")
+    assert len(events) == 4 and started == sorted(f"ev{seq}-greet" for seq in events)
+    assert (tmp_path / "welcomed.txt").read_text() == "welcome\n" * 4
+    dispatched = [r["data"]["seq"] for r in logged if r["type"] == "EventDispatched"]
+    assert sorted(dispatched) == events, json.dumps(dispatched)
