@@ -33,40 +33,17 @@ def main() -> None:
         cli.main(prog_name="aiosrun", standalone_mode=True)
     except Exception as exc:
         from aiosrun.dsl.errors import AiosrunError  # here, not at start-up: keeps it cold
+        from aiosrun.runtime.cli.masking import masked
 
         inner: BaseException = exc
         while isinstance(inner, BaseExceptionGroup) and inner.exceptions:
             inner = inner.exceptions[0]  # a refusal inside a parallel step (a full disk)
         if isinstance(inner, AiosrunError):
-            click.echo(_masked(str(inner)), err=True)
+            click.echo(masked(str(inner)), err=True)
             sys.exit(1)
         if os.environ.get("AIOS_DEBUG"):  # a bug: brief by default, traceback on request
             raise
-        click.echo(_masked(f"internal error: {type(exc).__name__}: {exc} "
+        click.echo(masked(f"internal error: {type(exc).__name__}: {exc} "
                            "(set AIOS_DEBUG=1 to see where)"), err=True)
         sys.exit(1)
 
-
-def _masked(message: str) -> str:
-    """An error message with the workspace's secrets masked: any exception may quote a
-    value that held one."""
-    from pathlib import Path
-
-    try:
-        from aiosrun.dsl.loader import load_file
-        from aiosrun.runtime.secrets import Masker, load_secrets
-        from aiosrun.runtime.workspace import WORKSPACE_FILE, find_workspace
-
-        override = os.environ.get("AIOS_WORKSPACE")
-        for flag, value in zip(sys.argv, sys.argv[1:], strict=False):
-            if flag in ("--workspace", "-w"):
-                override = value
-            elif flag.startswith("--workspace="):
-                override = flag.partition("=")[2]
-        root = find_workspace(Path.cwd(), override)
-        if root is None:
-            return message
-        settings = load_file(root / WORKSPACE_FILE).data
-        return Masker(load_secrets(root, settings)).text(message)
-    except Exception:  # a broken workspace: its own error says so; mask what we can
-        return message

@@ -70,9 +70,9 @@ class Context:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    from aiosrun.runtime.cli import _masked  # a message may quote a value that held a secret
+    from aiosrun.runtime.cli.masking import masked  # a message may quote a secret's value
 
-    click.echo(_masked(f"error: {message}"), err=True)
+    click.echo(masked(f"error: {message}"), err=True)
     sys.exit(code)
 
 
