@@ -24,6 +24,7 @@ def main() -> None:
         plan,
         runs,
         timeline,
+        token,
         tooling,
     )
     from .app import cli
