@@ -90,6 +90,7 @@ class Workspace:
         self.secrets = load_secrets(root, self.settings.data)
         self.masker = Masker(self.secrets)
         self._playbooks: dict[str, Any] = {}
+        self._state: Any = None  # the folded workspace projection, kept up with the log
         self.record_models = os.environ.get("AIOS_RECORD") == "1"  # `run --record`
         self._memory: Any = None
         self._memory_synced = 0.0
@@ -124,11 +125,22 @@ class Workspace:
         return self.state_dir / "snapshots"
 
     def workspace_state(self) -> Any:
+        """The workspace's projection, folded once from the snapshot and then kept up with
+        the log (a long-running process asks for it on every request). Callers get a copy
+        whose maps they may iterate while the log grows."""
+        import copy
+
         from aiosrun.runtime.log.projections import fold_workspace, load_workspace_snapshot
 
-        snapshot = load_workspace_snapshot(self.snapshots / "workspace.json")
-        start = snapshot.last_seq + 1 if snapshot else 1
-        return fold_workspace(self.log.read(start), snapshot)
+        if self._state is None:
+            self._state = load_workspace_snapshot(self.snapshots / "workspace.json")
+        start = self._state.last_seq + 1 if self._state else 1
+        self._state = fold_workspace(self.log.read(start), self._state)
+        view = copy.copy(self._state)
+        for name, value in vars(view).items():
+            if isinstance(value, dict):
+                setattr(view, name, dict(value))
+        return view
 
     def save_workspace_snapshot(self) -> None:
         from aiosrun.runtime.log.projections import save_snapshot

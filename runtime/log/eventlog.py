@@ -19,6 +19,7 @@ close and rotation) say how far it is complete, and what lies beyond is re-index
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import fcntl
 import json
@@ -147,6 +148,12 @@ class EventLog:
         self._index: dict[str, list[str]] = {}
         self._indexed_seq = 0
         self._index_offset = 0
+        # Where reading may start: per segment, sorted (seq, byte offset of that seq's line),
+        # and per run and segment, the seq of the run's first record there. In memory only,
+        # learnt from appends and reads, so a read from a seq (or of one run) seeks instead of
+        # passing over every earlier line of the segment.
+        self._marks: dict[str, tuple[list[int], list[int]]] = {}
+        self._first: dict[tuple[str, str], int] = {}
 
     # ---- opening ------------------------------------------------------------
 
@@ -239,7 +246,8 @@ class EventLog:
                 records.append(record)
                 chunks.append(encode(record))
             payload = b"".join(chunks)
-            assert self._fd is not None
+            assert self._fd is not None and self._segment is not None
+            self._mark(self._segment.name, records[0].seq, self._size)
             os.write(self._fd, payload)
             self._size += len(payload)
             self._dirty = True
@@ -269,6 +277,8 @@ class EventLog:
         with open(self._segment, "rb") as handle:
             handle.seek(known)
             data = handle.read()
+        if self._size >= 0 and data:
+            self._mark(self._segment.name, line_seq(data), known)
         self._size = size
         if data:
             start = data.rfind(b"\n", 0, len(data) - 1) + 1
@@ -339,6 +349,7 @@ class EventLog:
             known = self._index.setdefault(record.run, [])
             if segment not in known:
                 known.append(segment)
+                self._first.setdefault((record.run, segment), record.seq)
                 lines.append(f"{record.run} {segment} {record.seq}\n")
         if self.last_seq // 1000 > (self.last_seq - len(records)) // 1000:
             lines.append(f"@ {self.last_seq}\n")  # bounds the re-index after a crash
@@ -378,6 +389,9 @@ class EventLog:
                 runs = self._index.setdefault(parts[0], [])
                 if parts[1] not in runs:
                     runs.append(parts[1])
+                first = self._first.get((parts[0], parts[1]))
+                if first is None or int(parts[2]) < first:
+                    self._first[(parts[0], parts[1])] = int(parts[2])
                 self._indexed_seq = max(self._indexed_seq, int(parts[2]))
 
     def _reindex_from(self, seq: int) -> None:
@@ -389,6 +403,7 @@ class EventLog:
             known = self._index.setdefault(record.run, [])
             if segment.name not in known:
                 known.append(segment.name)
+                self._first.setdefault((record.run, segment.name), record.seq)
                 missing.append(f"{record.run} {segment.name} {record.seq}\n")
         if missing:
             self._write_index(missing)
@@ -415,17 +430,48 @@ class EventLog:
                 continue
             if only is not None and segment.name not in only:
                 continue
+            start = from_seq
+            if run is not None:
+                start = max(start, self._first.get((run, segment.name), 0))
+            seq, offset = self._seek_point(segment.name, start)
+            number = seq - int(segment.stem) if offset else 0  # lines are seqs from the stem
             with open(segment, "rb") as handle:
-                for number, line in enumerate(handle, start=1):
+                handle.seek(offset)
+                for line in handle:
+                    number += 1
                     if not line.endswith(b"\n"):
                         break  # a torn tail another writer is still completing
-                    if from_seq > 1 and line_seq(line) < from_seq:
-                        continue
+                    here = offset
+                    offset += len(line)
+                    if start > 1:
+                        seq = line_seq(line)
+                        if seq % 256 == 0:
+                            self._mark(segment.name, seq, here)
+                        if seq < start:
+                            continue
                     if marker is not None and marker not in line[:200]:
                         continue
                     record = decode(line, segment, number)
                     if record.seq >= from_seq:
                         yield segment, record
+
+    def _mark(self, segment: str, seq: int, offset: int) -> None:
+        """Remember that the line of ``seq`` starts at ``offset`` in ``segment``."""
+        seqs, offsets = self._marks.setdefault(segment, ([], []))
+        at = bisect.bisect_left(seqs, seq)
+        if at < len(seqs) and seqs[at] == seq:
+            return
+        seqs.insert(at, seq)
+        offsets.insert(at, offset)
+
+    def _seek_point(self, segment: str, seq: int) -> tuple[int, int]:
+        """The nearest known line start at or before ``seq`` (the segment's start if
+        none is known)."""
+        seqs, offsets = self._marks.get(segment, ([], []))
+        at = bisect.bisect_right(seqs, seq) - 1
+        if at < 0:
+            return int(segment.split(".")[0]), 0
+        return seqs[at], offsets[at]
 
     def read(self, from_seq: int = 1) -> Iterator[Record]:
         """Every record from ``from_seq`` on, verified; raises :class:`LogCorrupted`."""
