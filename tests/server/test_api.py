@@ -217,7 +217,7 @@ def test_a_slow_client_is_cut_off_and_holds_nothing(server: Server, api: httpx.C
                           + TOKEN.encode() + b"\r\nContent-Length: 100\r\n\r\n{")
         started = time.monotonic()
         assert api.get("/healthz").status_code == 200
-        assert time.monotonic() - started < 1
+        assert time.monotonic() - started < 1.5  # not held behind the slow ones (2s)
         assert head_only.recv(100) == b""  # closed by the server, no answer
         answer = b""
         while chunk := slow_body.recv(1000):
