@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 from pathlib import Path
+from typing import Any
 
 import click
 from aiosrun.runtime.cli.app import Context, cli, fail
@@ -57,7 +58,7 @@ def token_command(obj: Context, name: str) -> None:
                "http://127.0.0.1:8787/api/v1/runs")
 
 
-def _settings(root: Path) -> dict[str, object]:
+def _settings(root: Path) -> dict[str, Any]:
     from aiosrun.dsl.errors import PlaybookError
     from aiosrun.dsl.loader import load_file
 
