@@ -50,6 +50,26 @@ def check_workspace(doc: Document) -> list[Diagnostic]:
     log = doc.data.get("log")
     if isinstance(log, dict):
         out += _positive_duration(doc, log.get("group_window"), ("log", "group_window"))
+    server = doc.data.get("server")
+    if isinstance(server, dict):
+        out += _positive_duration(doc, server.get("read_timeout"), ("server", "read_timeout"))
+        out += _webhook_events(doc, server.get("webhooks"))
+    return out
+
+
+def _webhook_events(doc: Document, hooks: Any) -> list[Diagnostic]:
+    """A webhook's ``event:`` without an expression must be an event name itself."""
+    import re
+
+    out = []
+    for source, spec in (hooks.items() if isinstance(hooks, dict) else ()):
+        event = spec.get("event") if isinstance(spec, dict) else None
+        if isinstance(event, str) and "${{" not in event and not re.fullmatch(
+                r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", event):
+            out.append(Diagnostic.at(doc.span(("server", "webhooks", source, "event")),
+                                     "event-name", f"'{event}' is not an event name: "
+                                     "dot-separated words such as lead.created, or an "
+                                     "expression over body and headers"))
     return out
 
 

@@ -24,6 +24,7 @@ from .templates import TemplateSyntaxError, has_expression, locate, split_templa
 STEP_CONTEXTS = frozenset({"inputs", "steps", "run", "event", "vars", "secrets", "env"})
 WORKSPACE_CONTEXTS = frozenset({"secrets", "env", "vars"})
 TRIGGER_CONTEXTS = frozenset({"event", "vars"})
+WEBHOOK_CONTEXTS = frozenset({"body", "headers"})  # server.webhooks.*.event and .id
 STATUS_FUNCTIONS = frozenset({"success", "failure", "always", "cancelled"})
 STEP_FIELDS = frozenset({"outputs", "outcome", "attempts", "conclusion"})
 _ONLY_IN = {
@@ -59,8 +60,22 @@ def check_playbook_expressions(doc: Document) -> list[Diagnostic]:
 
 
 def check_workspace_expressions(doc: Document) -> list[Diagnostic]:
+    """``aios.yaml``: secrets, env and vars everywhere, except a webhook's ``event`` and
+    ``id``, which are evaluated per delivery over its ``body`` and ``headers``."""
     checker = _Checker(doc)
-    checker.value(doc.data, (), _Place(WORKSPACE_CONTEXTS))
+    settings = _Place(WORKSPACE_CONTEXTS)
+    for key, value in doc.data.items():
+        hooks = value.get("webhooks") if key == "server" and isinstance(value, dict) else None
+        if not isinstance(hooks, dict):
+            checker.value(value, (key,), settings)
+            continue
+        for name, item in value.items():
+            if name != "webhooks":
+                checker.value(item, (key, name), settings)
+        for source, spec in hooks.items():
+            for field, item in (spec.items() if isinstance(spec, dict) else ()):
+                place = _Place(WEBHOOK_CONTEXTS) if field in ("event", "id") else settings
+                checker.value(item, (key, "webhooks", source, field), place)
     return checker.out
 
 

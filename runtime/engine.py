@@ -22,6 +22,7 @@ event triggers, execute in the Engine's nursery; leaving the ``async with`` wait
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -69,6 +70,8 @@ class Engine:
         self.dispatched: list[Run] = []  # runs that events started or woke, in order
         self.serving = False  # this process runs `serve`: it dispatches events itself
         self.stopping = False
+        self.stop_requested = trio.Event()  # set when `serve` is told to stop (a signal)
+        self.run_slots = trio.CapacityLimiter(math.inf)  # runs this Engine executes at once
         self._running: dict[str, trio.Event] = {}  # run id -> set when its task ends
         self._dispatching = False
         self._dispatch_again = False
@@ -108,6 +111,16 @@ class Engine:
     @property
     def root(self) -> Path:
         return self.ws.root
+
+    @property
+    def last_seq(self) -> int:
+        """The seq of the newest record this Engine has seen in the log."""
+        return self.ws.log.last_seq
+
+    async def sync(self) -> None:
+        """Make every record appended so far durable (fsynced), whatever the log's fsync
+        policy: what a caller acknowledges after this survives a crash or a power cut."""
+        self.ws.log.sync()
 
     # ---- playbooks ----------------------------------------------------------------------
 
@@ -455,6 +468,7 @@ class Engine:
         from aiosrun.runtime.coordinator.scheduler import Server
 
         server = Server(self.ws, say, interval)
+        server.on_stop = self.request_stop
         if server.lock() is None:
             raise Conflict("another `aiosrun serve` is already running for this workspace")
         say(f"serving {self.ws.root}" + (" once" if once else f" every {interval:g}s"))
@@ -463,6 +477,12 @@ class Engine:
             await server.run(once)
         finally:
             self.serving = False
+
+    def request_stop(self) -> None:
+        """Stop as ``serve`` does on SIGTERM: runs stop at their next step (resumable) and
+        the front ends waiting on :attr:`stop_requested` shut down."""
+        self.stopping = True
+        self.stop_requested.set()
 
     async def doctor(self, rebuild: bool = False) -> DoctorReport:
         """Verify the whole log (every checksum); with ``rebuild``, rebuild the run index and
@@ -540,7 +560,8 @@ class Engine:
         try:
             runner = Runner(self.ws, playbook, state, self._observe)
             runner.should_stop = lambda: self.stopping
-            final = await runner.execute()
+            async with self.run_slots:
+                final = await runner.execute()
         finally:
             lease.release()
         await self._dispatch_pending()

@@ -93,6 +93,7 @@ class Workspace:
         self.secrets = load_secrets(root, self.settings.data)
         self.masker = Masker(self.secrets)
         self._playbooks: dict[str, Any] = {}
+        self._state: Any = None  # the folded workspace projection, kept up with the log
         self.record_models = os.environ.get("AIOS_RECORD") == "1"  # `run --record`
         self.doubles: Doubles | None = None  # a playbook test's stand-ins
         self._memory: Any = None
@@ -128,13 +129,25 @@ class Workspace:
         return self.state_dir / "snapshots"
 
     def workspace_state(self) -> Any:
+        """The workspace's projection, folded once from the snapshot and then kept up with
+        the log (a long-running process asks for it on every request). Callers get a copy
+        whose maps they may iterate while the log grows."""
+        import copy
+
         from aiosrun.runtime.log.projections import fold_workspace, load_workspace_snapshot
 
-        path = self.snapshots / "workspace.json"
-        snapshot = load_workspace_snapshot(path)
-        self._check_covered(path, snapshot)
-        start = snapshot.last_seq + 1 if snapshot else 1
-        return fold_workspace(self.log.read(start), snapshot)
+        if self._state is None:
+            path = self.snapshots / "workspace.json"
+            snapshot = load_workspace_snapshot(path)
+            self._check_covered(path, snapshot)
+            self._state = snapshot
+        start = self._state.last_seq + 1 if self._state else 1
+        self._state = fold_workspace(self.log.read(start), self._state)
+        view = copy.copy(self._state)
+        for name, value in vars(view).items():
+            if isinstance(value, dict):
+                setattr(view, name, dict(value))
+        return view
 
     def _check_covered(self, path: Path, snapshot: Any) -> None:
         """A snapshot past the log's end means records were cut off the log: stop."""

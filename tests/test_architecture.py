@@ -1,10 +1,13 @@
 """The layering DESIGN section 1 asks for, checked on the source: no import cycle anywhere,
-and the CLI a thin front end that reaches the runtime through the Engine only."""
+and the CLI and the HTTP server thin front ends that reach the runtime through the Engine
+only."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = {"dsl": "aiosrun.dsl", "runtime": "aiosrun.runtime", "adapters": "aiosrun.adapters"}
@@ -99,15 +102,30 @@ def test_no_import_cycle_between_modules() -> None:
     assert cycles(edges) == []
 
 
-def test_the_cli_reaches_the_runtime_through_the_engine() -> None:
+@pytest.mark.parametrize("front", ["aiosrun.runtime.cli", "aiosrun.runtime.server"])
+def test_front_ends_reach_the_runtime_through_the_engine(front: str) -> None:
     edges = graph()
     forbidden = ("aiosrun.runtime.log", "aiosrun.runtime.coordinator")
-    reached = {(cli, target) for cli, targets in edges.items()
-               if cli.startswith("aiosrun.runtime.cli") for target in targets
+    reached = {(module, target) for module, targets in edges.items()
+               if module.startswith(front) for target in targets
                if target.startswith(forbidden)}
     assert reached == set()
-    assert any("aiosrun.runtime.engine" in targets for cli, targets in edges.items()
-               if cli.startswith("aiosrun.runtime.cli"))
+    assert any("aiosrun.runtime.engine" in targets for module, targets in edges.items()
+               if module.startswith(front))
+
+
+def test_the_cli_does_not_load_the_web_stack_at_start_up() -> None:
+    """Only `serve` (when it serves HTTP) imports the server package, inside its body."""
+    edges = graph()
+    cli_modules = [m for m in edges if m.startswith("aiosrun.runtime.cli")]
+    for module in cli_modules:
+        tree = ast.parse(modules()[module].read_text("utf-8"))
+        top_level = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        for node in top_level:
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""])
+            assert not any(n.startswith(("aiosrun.runtime.server", "starlette", "hypercorn",
+                                         "standardwebhooks")) for n in names), module
 
 
 def test_the_import_walk_sees_imports_inside_functions(tmp_path: Path) -> None:

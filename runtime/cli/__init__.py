@@ -25,6 +25,7 @@ def main() -> None:
         runs,
         testing,
         timeline,
+        token,
         tooling,
     )
     from .app import cli

@@ -74,21 +74,34 @@ def emit_command(obj: Context, event: str, data_text: str | None, event_id: str 
 @click.option("--once", is_flag=True, help="Process what is due now, then exit (cron, tests).")
 @click.option("--interval", default=1.0, show_default=True, type=Interval(0.05, 3600),
               help="Seconds between checks.")
+@click.option("--http", "listen", metavar="[HOST:]PORT",
+              help="Also serve the HTTP API and webhooks there (default: server.listen in "
+                   "aios.yaml, if set; the host defaults to 127.0.0.1).")
 @click.pass_obj
-def serve(obj: Context, once: bool, interval: float) -> None:
+def serve(obj: Context, once: bool, interval: float, listen: str | None) -> None:
     """Run schedules, event triggers and timers, and resume crashed runs, until stopped.
 
-    Its log lines go to stderr. SIGINT or SIGTERM stop it cleanly: runs in flight stop at
-    the next step and stay resumable.
+    With --http (or server.listen) the same process serves the HTTP API and webhooks. Its
+    log lines go to stderr. SIGINT or SIGTERM stop it cleanly: runs in flight stop at the
+    next step and stay resumable.
     """
     import datetime as dt
+
+    if once and listen is not None:
+        raise click.UsageError("--once and --http do not go together")
 
     def say(message: str) -> None:
         moment = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         click.echo(f"{moment} {message}", err=True)
 
     async def work(engine: Engine) -> None:
-        await engine.serve(say, once=once, interval=interval)
+        server = engine.ws.settings.data.get("server") or {}
+        if not once and (listen is not None or server.get("listen") is not None):
+            from aiosrun.runtime.server.serve import config_for, serve_http
+
+            await serve_http(engine, config_for(engine, listen), say, interval=interval)
+        else:
+            await engine.serve(say, once=once, interval=interval)
         say("stopped")
 
     session(obj, work)

@@ -33,6 +33,7 @@ class Server:
         self.interval = interval
         self.started = clock.now()
         self.stopping = False
+        self.on_stop: Callable[[], None] | None = None  # told when a signal asks to stop
 
     def lock(self) -> int | None:
         """Only one serve per workspace; commands see the lock and leave dispatch to us."""
@@ -63,6 +64,8 @@ class Server:
             async for signum in signals:
                 self.say(f"{signal.Signals(signum).name}: stopping after the current steps")
                 self.stopping = True
+                if self.on_stop is not None:
+                    self.on_stop()
                 return
 
     async def tick(self) -> None:
