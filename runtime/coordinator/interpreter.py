@@ -24,6 +24,7 @@ from aiosrun.adapters.base import (
 )
 from aiosrun.dsl import ir
 from aiosrun.dsl.errors import ExpressionError
+from aiosrun.dsl.expressions import uses_status_function
 from aiosrun.dsl.render import render
 from aiosrun.dsl.values import truthy
 from aiosrun.runtime.coordinator.compensation import Compensations
@@ -173,6 +174,8 @@ class Runner(Suspensions, Containers, Compensations):
         if step.condition is None:
             return not self.failed
         try:
+            if self.failed and not _checks_status(step.condition):
+                return False  # an if: without a status function means success() && (...)
             return truthy(render(step.condition, self.contexts(frame), functions))
         except ExpressionError as exc:
             self.record("StepStarted", path=path, id=step.id, attempt=1, key="")
@@ -275,3 +278,13 @@ class Runner(Suspensions, Containers, Compensations):
             return self.emit(body, path, frame)
         assert isinstance(body, ir.Llm)
         return await run_llm(self, body, frame, path, attempt)
+
+
+def _checks_status(value: ir.Value) -> bool:
+    """Whether a condition calls a status function anywhere in its expressions."""
+    if isinstance(value, ir.Expr):
+        return uses_status_function(value.source)
+    if isinstance(value, ir.Interp):
+        return any(isinstance(part, ir.Expr) and uses_status_function(part.source)
+                   for part in value.parts)
+    return False

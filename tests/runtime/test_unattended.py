@@ -1,0 +1,42 @@
+"""The paths an operator meets when nobody watches: conditions after a failure, policy limits,
+compensation of child runs, waits' outputs, values that explode only at run time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .conftest import Harness
+
+H = Callable[[], Harness]
+
+
+def test_an_if_without_a_status_function_is_skipped_after_a_failure(harness: H) -> None:
+    h = harness()
+    state = h.run("""
+inputs:
+  notify: {type: boolean, default: true}
+steps:
+  - id: breaks
+    uses: debug.fail
+    with: {times: 1, error: permanent}
+  - id: guarded
+    if: ${{ inputs.notify }}
+    uses: files.append
+    with: {path: notified.txt, line: posted}
+  - id: bare
+    if: inputs.notify
+    set: {ran: true}
+  - id: text
+    if: "${{ inputs.notify }} and more"
+    set: {ran: true}
+  - id: on_failure
+    if: ${{ failure() && inputs.notify }}
+    set: {ran: true}
+  - id: final
+    if: always()
+    set: {ran: true}
+""")
+    status = {p: state.steps[p].status for p in state.order}
+    assert status == {"breaks": "failed", "guarded": "skipped", "bare": "skipped",
+                      "text": "skipped", "on_failure": "succeeded", "final": "succeeded"}
+    assert not (h.root / "notified.txt").exists()
