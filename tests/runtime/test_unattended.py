@@ -40,3 +40,22 @@ steps:
     assert status == {"breaks": "failed", "guarded": "skipped", "bare": "skipped",
                       "text": "skipped", "on_failure": "succeeded", "final": "succeeded"}
     assert not (h.root / "notified.txt").exists()
+
+
+def test_events_emit_takes_dotted_event_names(harness: H) -> None:
+    from aiosrun.dsl.loader import load_text
+    from aiosrun.dsl.validate import validate_document
+
+    body = """
+steps:
+  - id: paid
+    uses: events.emit
+    with: {event: invoice.paid, data: {amount: 49}}
+"""
+    h = harness()
+    source = "apiVersion: aiosrun/v1\nkind: Playbook\nname: t\n" + body
+    validate_document(load_text(source, "t.yaml"), h.ws.registry.catalog())  # no error
+    state = h.run(body)
+    assert state.status == "succeeded", state.error
+    pending = list(h.ws.workspace_state().pending_events.values())
+    assert [(e["event"], e["data"]) for e in pending] == [("invoice.paid", {"amount": 49})]
