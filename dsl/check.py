@@ -192,9 +192,9 @@ def _step(doc: Document, step: dict[str, Any], path: JsonPath,
                                      f"'{name}' is a context name; choose another name for "
                                      "the item"))
     escalate = step.get("escalate")
-    retry = step.get("retry") if isinstance(step.get("retry"), dict) else defaults.get("retry")
+    retry = step.get("retry", defaults.get("retry", {}))  # a step's retry replaces the default
     if isinstance(escalate, dict) and isinstance(retry, dict):
-        after, most = escalate.get("after_attempts"), retry.get("max_attempts")
+        after, most = escalate.get("after_attempts"), retry.get("max_attempts", 1)
         if isinstance(after, int) and isinstance(most, int) and after > most:
             out.append(Diagnostic.at(
                 doc.span((*path, "escalate", "after_attempts")), "escalate",

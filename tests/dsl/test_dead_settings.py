@@ -1,0 +1,61 @@
+"""Settings that can never take effect are validation errors at their line."""
+
+from __future__ import annotations
+
+from aiosrun.dsl.errors import PlaybookError
+from aiosrun.dsl.loader import load_text
+from aiosrun.dsl.validate import validate_document
+
+SOURCE = """apiVersion: aiosrun/v1
+kind: Playbook
+name: p
+defaults:
+  retry: {max_attempts: 4}
+steps:
+  - id: default_single_attempt
+    uses: debug.echo
+    retry: {initial_delay: 1s}
+    escalate: {after_attempts: 2}
+  - id: by_defaults
+    uses: debug.echo
+    escalate: {after_attempts: 4}
+  - id: beyond_defaults
+    uses: debug.echo
+    escalate: {after_attempts: 5}
+  - id: own_retry
+    uses: debug.echo
+    retry: {max_attempts: 3}
+    escalate: {after_attempts: 3}
+"""
+NO_DEFAULTS = """apiVersion: aiosrun/v1
+kind: Playbook
+name: q
+steps:
+  - id: once
+    uses: debug.echo
+    escalate: {after_attempts: 3}
+  - id: first_failure
+    uses: debug.echo
+    escalate: {after_attempts: 1}
+"""
+
+
+def problems(text: str) -> list[str]:
+    try:
+        validate_document(load_text(text, "p.yaml"))
+    except PlaybookError as exc:
+        return [d.format() for d in exc.diagnostics]
+    return []
+
+
+def test_an_escalation_after_more_attempts_than_the_step_makes_is_an_error() -> None:
+    assert problems(SOURCE) == [
+        "p.yaml:10:32: error: escalation after 2 attempts never happens: the step makes at "
+        "most 1 (retry.max_attempts) [escalate]",
+        "p.yaml:16:32: error: escalation after 5 attempts never happens: the step makes at "
+        "most 4 (retry.max_attempts) [escalate]",
+    ]
+    assert problems(NO_DEFAULTS) == [
+        "p.yaml:7:32: error: escalation after 3 attempts never happens: the step makes at "
+        "most 1 (retry.max_attempts) [escalate]",
+    ]
