@@ -18,6 +18,7 @@ from aiosrun.runtime.coordinator.frames import (
     Frame,
     StepFailure,
     backoff_delay,
+    child_run_id,
     step_template,
 )
 from aiosrun.runtime.coordinator.llm_step import run_llm
@@ -29,13 +30,16 @@ class Compensations(RunnerBase):
         ok = True
         for path in reversed(list(self.state.completed)):
             step = self.steps_by_template.get(step_template(path))
-            if step is None or step.compensate is None:
+            if step is None or (step.compensate is None and not isinstance(step.body, ir.Call)):
                 continue
             if self.state.compensations.get(path) == "succeeded":
                 continue
             self.record("CompensationStarted", path=path)
             try:
-                outputs = await self.run_compensation(step, step.compensate, path)
+                if step.compensate is None:
+                    outputs = await self.compensate_child(path)
+                else:
+                    outputs = await self.run_compensation(step, step.compensate, path)
             except StepFailure as failure:
                 self.record("CompensationFailed", path=path, error_class=failure.error_class,
                             message=str(failure))
@@ -43,6 +47,23 @@ class Compensations(RunnerBase):
                 continue
             self.record("CompensationSucceeded", path=path, outputs=outputs)
         return ok
+
+    async def compensate_child(self, path: str) -> Any:
+        """Undo a ``call:`` child's completed steps (the child run ends ``compensated``): a
+        parent's failure reaches into the work its children did, in reverse order."""
+        child_id = child_run_id(self.state.id, path)
+        state = self.ws.run_state(child_id)
+        if not state.playbook:
+            return {"run": child_id, "status": None}  # never started: nothing to undo
+        runner = type(self)(self.ws, self.ws.playbook(state.digest), state, self.on_record)
+        if state.status == "succeeded":
+            runner.record("RunCompensating", error={
+                "class": "parent_failed",
+                "message": f"the parent run {self.state.id} failed"})
+        state = await runner.execute()
+        if state.status not in ("compensated", "cancelled", "failed"):
+            raise StepFailure("compensation", f"child run {child_id} ended {state.status}", 1)
+        return {"run": child_id, "status": state.status}
 
     async def run_compensation(self, step: ir.Step, undo: ir.Compensation, path: str) -> Any:
         prefix = path[: len(path) - len(step.id)]

@@ -15,6 +15,7 @@ from aiosrun.dsl.render import render
 from aiosrun.runtime.coordinator.frames import (
     Frame,
     Suspended,
+    child_run_id,
 )
 from aiosrun.runtime.coordinator.runner_base import RunnerBase
 from aiosrun.runtime.coordinator.runs import start_or_load
@@ -86,8 +87,7 @@ class Containers(RunnerBase):
         return any(self._failed(frame.prefix + step.id) for step in body.steps)
 
     async def call_playbook(self, body: ir.Call, frame: Frame, path: str) -> Any:
-        flat = path.replace("/", ".").replace("[", "-").replace("]", "")
-        child_id = f"{self.state.id}.{flat}"
+        child_id = child_run_id(self.state.id, path)
         inputs = render(body.args, self.contexts(frame))
         child = start_or_load(self.ws, body.playbook, inputs, run_id=child_id,
                               parent=(self.state.id, path), cause=self.state.last_seq)

@@ -67,6 +67,12 @@ def render_text(text: str, contexts: Mapping[str, Any]) -> str:
     return str(render_template(text, contexts))
 
 
+def child_run_id(run_id: str, path: str) -> str:
+    """The id of the child run a ``call:`` step at ``path`` starts: stable across resumes."""
+    flat = path.replace("/", ".").replace("[", "-").replace("]", "")
+    return f"{run_id}.{flat}"
+
+
 def step_template(path: str) -> str:
     """``match[3]/record`` -> ``match/record``: the step in the playbook a path runs."""
     out = []

@@ -59,3 +59,39 @@ steps:
     assert state.status == "succeeded", state.error
     pending = list(h.ws.workspace_state().pending_events.values())
     assert [(e["event"], e["data"]) for e in pending] == [("invoice.paid", {"amount": 49})]
+
+
+def test_a_failed_parent_compensates_its_call_children_in_reverse_order(harness: H) -> None:
+    h = harness()
+    h.add("""
+steps:
+  - id: reserve
+    uses: files.append
+    with: {path: out/log.txt, line: child reserved}
+    compensate: {uses: files.append, with: {path: out/log.txt, line: child unreserved}}
+  - id: charge
+    uses: files.append
+    with: {path: out/log.txt, line: child charged}
+    compensate: {uses: files.append, with: {path: out/log.txt, line: child refunded}}
+""", name="child")
+    run = h.run("""
+steps:
+  - id: book
+    uses: files.append
+    with: {path: out/log.txt, line: parent booked}
+    compensate: {uses: files.append, with: {path: out/log.txt, line: parent unbooked}}
+  - id: sub
+    call: {playbook: child}
+  - id: boom
+    uses: debug.fail
+    with: {times: 1, error: permanent}
+""")
+    assert run.status == "compensated"
+    assert h.read("out/log.txt").splitlines() == [
+        "parent booked", "child reserved", "child charged",
+        "child refunded", "child unreserved", "parent unbooked"]
+    child = h.ws.run_state(f"{run.id}.sub")
+    assert child.status == "compensated"
+    assert child.compensations == {"charge": "succeeded", "reserve": "succeeded"}
+    assert run.compensations == {"sub": "succeeded", "book": "succeeded"}
+    assert h.ws.workspace_state().runs[child.id].status == "compensated"
