@@ -58,6 +58,9 @@ def timeline_of(ws: Any, run_id: str, origin: Any = None) -> dict[str, Any]:
                     *MODEL_FIELDS):
             if record.data.get(key) is not None:
                 row[key] = record.data[key]
+        if record.type == "WaitSatisfied" and record.data.get("event"):
+            row["event"] = {key: record.data.get(key) for key in ("event", "id", "seq")
+                            if record.data.get(key) is not None}
         rows.append(row)
     children = [timeline_of(ws, child.id, start)
                 for child in ws.workspace_state().runs.values() if child.parent == run_id]
@@ -99,6 +102,10 @@ def _describe(row: dict[str, Any]) -> str:
             text += f" ({row['comment']})"
     elif row.get("action"):
         text += f": {row['action']}"
+    elif row.get("event"):
+        event = row["event"]
+        text += f": event {event['event']} (seq {event.get('seq')}"
+        text += f", id {event['id']})" if event.get("id") else ")"
     elif row.get("error_class"):
         text += f": {row['error_class']}: {row.get('message', '')}"
     return text

@@ -17,7 +17,7 @@ from aiosrun.dsl import ir
 from aiosrun.dsl.errors import ExpressionError
 from aiosrun.dsl.render import render
 from aiosrun.dsl.values import truthy
-from aiosrun.runtime.coordinator.frames import Frame
+from aiosrun.runtime.coordinator.frames import Frame, event_context
 from aiosrun.runtime.coordinator.interpreter import OnRecord, Runner
 from aiosrun.runtime.coordinator.runs import start_or_load
 from aiosrun.runtime.log.eventlog import NewEvent, Record
@@ -30,13 +30,6 @@ MAX_ROUNDS = 1000  # events that trigger events: a bound, not a loop forever
 def emit(ws: Workspace, name: str, data: Any, source: Mapping[str, Any]) -> Record:
     return ws.log.append(NewEvent("EventEmitted", ws.masker.data(
         {"event": name, "data": data, "source": dict(source)})))
-
-
-def event_context(event: Mapping[str, Any]) -> dict[str, Any]:
-    data = event.get("data")
-    context = dict(data) if isinstance(data, Mapping) else {"data": data}
-    context.setdefault("name", event["event"])
-    return context
 
 
 async def dispatch(ws: Workspace, on_record: OnRecord | None = None,
@@ -108,7 +101,8 @@ def _waiting_runs(ws: Workspace, event: Mapping[str, Any]) -> list[tuple[str, An
                 continue
             record = ws.log.append(NewEvent("WaitSatisfied", ws.masker.data({
                 "path": wait.path, "by": "event", "event": event["event"],
-                "data": event.get("data"), "seq": event["seq"]}), run=state.id,
+                "data": event.get("data"), "seq": event["seq"],
+                **({"id": event["id"]} if event.get("id") else {})}), run=state.id,
                 cause=event["seq"]))
             apply_run(state, record)
             found.append((state.id, playbook, state))

@@ -63,6 +63,15 @@ class Frame:
                                   "conclusion": state.conclusion, "attempts": state.attempts}
 
 
+def event_context(event: Mapping[str, Any]) -> dict[str, Any]:
+    """An event as playbooks see it (``event`` in a trigger's ``if:`` or a wait's ``match:``,
+    and a wait's outputs): its payload, with ``name`` added when the payload has none."""
+    data = event.get("data")
+    context = dict(data) if isinstance(data, Mapping) else {"data": data}
+    context.setdefault("name", event["event"])
+    return context
+
+
 def render_text(text: str, contexts: Mapping[str, Any]) -> str:
     return str(render_template(text, contexts))
 

@@ -21,9 +21,18 @@ from aiosrun.runtime.coordinator.frames import (
     Frame,
     GateRejected,
     Suspended,
+    event_context,
     render_text,
 )
 from aiosrun.runtime.coordinator.runner_base import RunnerBase
+
+
+def wait_outputs(satisfied: dict[str, Any]) -> dict[str, Any]:
+    """A wait's outputs: the payload of the event that ended it, shaped as ``event`` in its
+    ``match:``; a timer has no payload. (The event's name and seq are in the timeline.)"""
+    if satisfied.get("event") is None:
+        return {}
+    return event_context(satisfied)
 
 
 class Suspensions(RunnerBase):
@@ -84,13 +93,14 @@ class Suspensions(RunnerBase):
             self.record("WaitOpened", path=path, event=body.event, due_at=due_at,
                         timeout_at=timeout_at)
             wait = self.state.waits[path]
-        if wait.satisfied is not None:
-            return wait.satisfied
-        now = clock.now()
-        if wait.due_at is not None and now >= clock.parse(wait.due_at):
+        if wait.satisfied is None and wait.due_at is not None \
+                and clock.now() >= clock.parse(wait.due_at):
             self.record("WaitSatisfied", path=path, by="timer", event=None, data=None,
                         seq=None)
-            return self.state.waits[path].satisfied
+            wait = self.state.waits[path]
+        if wait.satisfied is not None:
+            return wait_outputs(wait.satisfied)
+        now = clock.now()
         if wait.timeout_at is not None and now >= clock.parse(wait.timeout_at):
             raise StepTimeout(f"no '{wait.event}' event arrived before {wait.timeout_at}")
         raise Suspended

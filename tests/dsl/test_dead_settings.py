@@ -59,3 +59,35 @@ def test_an_escalation_after_more_attempts_than_the_step_makes_is_an_error() -> 
         "p.yaml:7:32: error: escalation after 3 attempts never happens: the step makes at "
         "most 1 (retry.max_attempts) [escalate]",
     ]
+
+
+SHAPES = """apiVersion: aiosrun/v1
+kind: Playbook
+name: p
+on: {event: order.placed}
+steps:
+  - id: paid
+    wait: {event: invoice.paid, match: "${{ event.amount > 0 }}"}
+  - id: totals
+    set: {Amount: "${{ steps.paid.outputs.amount }}"}
+  - id: review
+    gate: {message: "Pay ${{ steps.totals.outputs.amount }} for ${{ event.order }}?"}
+  - id: pause
+    wait: {duration: 1m}
+  - id: report
+    uses: debug.echo
+    with:
+      value: "${{ steps.totals.outputs.amout }} ${{ steps.review.outputs.decison }}"
+      other: "${{ steps.pause.outputs.event }} ${{ steps.review.outputs.comment }}"
+"""
+
+
+def test_validate_knows_output_names_where_the_playbook_fixes_them() -> None:
+    assert problems(SHAPES) == [
+        "p.yaml:17:40: error: step 'totals' has no output 'amout' (its outputs: Amount); "
+        "did you mean 'Amount'? [reference]",
+        "p.yaml:17:74: error: step 'review' has no output 'decison' (its outputs: comment, "
+        "decided_at, decision); did you mean 'decision'? [reference]",
+        "p.yaml:18:39: error: step 'pause' has no output 'event' (its outputs: none) "
+        "[reference]",
+    ]

@@ -39,7 +39,7 @@ steps:
       match: ${{ event.invoice == inputs.invoice }}
   - id: thank
     uses: files.append
-    with: {path: paid.txt, line: "${{ inputs.invoice }} paid ${{ steps.paid.outputs.data.amount }}"}
+    with: {path: paid.txt, line: "${{ inputs.invoice }} paid ${{ steps.paid.outputs.amount }}"}
 """
 SIGNUP = '{"customer": {"email": "ada@example.com", "plan": "pro"}}'
 
@@ -73,12 +73,19 @@ def test_wait_is_woken_by_its_matching_event(aiosrun: Runner, tmp_path: Path) ->
     code, first = run_json(aiosrun, "run", "waiter", "-i", "invoice=INV-1")
     assert code == 3 and first["waiting"]["kind"] == "wait"
     code, other = run_json(aiosrun, "run", "waiter", "-i", "invoice=INV-2")
-    code, _ = run_json(aiosrun, "emit", "invoice.paid", "--data",
-                       '{"invoice": "INV-2", "amount": 49}')
+    code, emitted = run_json(aiosrun, "emit", "invoice.paid", "--data",
+                             '{"invoice": "INV-2", "amount": 49}')
     assert code == 0
     statuses = {r["id"]: r["status"] for r in runs(aiosrun)}
     assert statuses == {first["id"]: "waiting", other["id"]: "succeeded"}
     assert (tmp_path / "paid.txt").read_text() == "INV-2 paid 49\n"
+    status = json.loads(aiosrun("status", other["id"], "--format", "json").stdout)
+    paid = next(step for step in status["steps"] if step["id"] == "paid")
+    assert paid["outputs"] == {"invoice": "INV-2", "amount": 49, "name": "invoice.paid"}
+    tree = json.loads(aiosrun("timeline", other["id"], "--format", "json").stdout)
+    (woken,) = [row for row in tree["events"] if row["type"] == "WaitSatisfied"]
+    assert woken["event"] == {"event": "invoice.paid", "seq": emitted["seq"]}
+    assert f"event invoice.paid (seq {emitted['seq']})" in aiosrun("timeline", other["id"]).stdout
 
 
 def test_timer_waits_fire_when_due(aiosrun: Runner, tmp_path: Path) -> None:
