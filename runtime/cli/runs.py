@@ -352,9 +352,10 @@ def run(obj: Context, target: str, pairs: tuple[str, ...], inputs_file: Path | N
 @click.pass_obj
 def resume(obj: Context, run_id: str | None, all_runs: bool, fmt: str) -> None:
     """Continue runs that a crash left behind; completed steps are not run again."""
+    import functools
+
     import trio
-    from aiosrun.runtime.coordinator.interpreter import Runner
-    from aiosrun.runtime.coordinator.leases import Lease
+    from aiosrun.runtime.coordinator.execution import execute_run
 
     if bool(run_id) == all_runs:
         raise click.UsageError("give a RUN id or --all")
@@ -378,16 +379,12 @@ def resume(obj: Context, run_id: str | None, all_runs: bool, fmt: str) -> None:
                 if not all_runs:
                     results.append(run_state)
                 continue
-            lease = Lease(ws.state_dir / "runs", rid)
-            if not lease.try_acquire():
+            final = trio.run(functools.partial(  # an exception fails that run alone
+                execute_run, ws, None, run_state, on_record=Progress(quiet=fmt == "json")))
+            if final is None:
                 click.echo(f"run {rid} is being executed by another process; skipped", err=True)
                 continue
-            try:
-                playbook = ws.playbook(run_state.digest)
-                runner = Runner(ws, playbook, run_state, Progress(quiet=fmt == "json"))
-                results.append(trio.run(runner.execute))
-            finally:
-                lease.release()
+            results.append(final)
         results += dispatch_events(ws, fmt)
         ws.save_workspace_snapshot()
         if all_runs:

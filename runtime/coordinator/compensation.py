@@ -17,8 +17,10 @@ from aiosrun.dsl.errors import ExpressionError
 from aiosrun.runtime.coordinator.frames import (
     Frame,
     StepFailure,
+    Suspended,
     backoff_delay,
     child_run_id,
+    internal_message,
     step_template,
 )
 from aiosrun.runtime.coordinator.llm_step import run_llm
@@ -92,6 +94,10 @@ class Compensations(RunnerBase):
                 error = exc
             except ExpressionError as exc:
                 raise StepFailure("expression", str(exc), attempt) from None
+            except (Suspended, StepFailure):
+                raise
+            except Exception as exc:  # a misbehaving adapter: this compensation fails
+                raise StepFailure("internal", internal_message(exc), attempt) from None
             if not error.retryable or attempt >= undo.retry.max_attempts:
                 raise StepFailure(error.error_class, str(error), attempt)
             await trio.sleep(backoff_delay(undo.retry, attempt,

@@ -9,7 +9,7 @@ loads it, so every event starts each playbook once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiosrun.adapters.base import AdapterError
@@ -17,6 +17,7 @@ from aiosrun.dsl import ir
 from aiosrun.dsl.errors import ExpressionError
 from aiosrun.dsl.render import render
 from aiosrun.dsl.values import truthy
+from aiosrun.runtime.coordinator.execution import execute_run
 from aiosrun.runtime.coordinator.frames import Frame, event_context
 from aiosrun.runtime.coordinator.interpreter import OnRecord, Runner
 from aiosrun.runtime.coordinator.runs import start_or_load
@@ -32,12 +33,27 @@ def emit(ws: Workspace, name: str, data: Any, source: Mapping[str, Any]) -> Reco
         {"event": name, "data": data, "source": dict(source)})))
 
 
+Start = Callable[[ir.Playbook, RunState], Awaitable[RunState | None]]
+
+
 async def dispatch(ws: Workspace, on_record: OnRecord | None = None,
-                   should_stop: Callable[[], bool] = lambda: False) -> list[RunState]:
+                   should_stop: Callable[[], bool] = lambda: False,
+                   start: Start | None = None) -> list[RunState]:
     """Dispatch every pending event (and those the woken runs emit); returns the runs that
     were started or continued, in their final state. ``should_stop`` is serve's shutdown:
-    runs stop at the next step boundary, and no further event is taken."""
+    runs stop at the next step boundary, and no further event is taken. ``start`` hands a
+    run to the caller instead of executing it here (serve runs them concurrently)."""
     touched: dict[str, RunState] = {}
+
+    async def _execute(ws: Workspace, playbook: ir.Playbook, state: RunState,
+                       on_record: OnRecord | None,
+                       should_stop: Callable[[], bool]) -> RunState:
+        if start is not None:
+            return await start(playbook, state) or state
+        final = await execute_run(ws, playbook, state, on_record=on_record,
+                                  should_stop=should_stop)
+        return final or state  # None: another process has it and will carry it on
+
     for _ in range(MAX_ROUNDS):
         if should_stop():
             break
@@ -145,18 +161,3 @@ def _triggered(ws: Workspace, event: Mapping[str, Any]) -> list[tuple[str, ir.Pl
                 continue
         found.append((name, playbook))
     return found
-
-
-async def _execute(ws: Workspace, playbook: ir.Playbook, state: RunState,
-                   on_record: OnRecord | None, should_stop: Callable[[], bool]) -> RunState:
-    from aiosrun.runtime.coordinator.leases import Lease
-
-    lease = Lease(ws.state_dir / "runs", state.id)
-    if not lease.try_acquire():
-        return state  # another process has it and will carry it on
-    try:
-        runner = Runner(ws, playbook, state, on_record)
-        runner.should_stop = should_stop
-        return await runner.execute()
-    finally:
-        lease.release()

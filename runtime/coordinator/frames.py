@@ -23,6 +23,12 @@ class StepFailure(Exception):
         self.attempts = attempts
 
 
+def internal_message(exc: BaseException) -> str:
+    """What an unexpected exception says to the operator: its class and its text, one line."""
+    text = " ".join(str(exc).split())
+    return f"unexpected {type(exc).__name__}" + (f": {text}" if text else "")
+
+
 class Suspended(Exception):
     """The run waits for the operator (a gate or an escalation): stop here, durably."""
 

@@ -34,6 +34,7 @@ from aiosrun.runtime.coordinator.frames import (
     StepFailure,
     Suspended,
     backoff_delay,
+    internal_message,
     where,
 )
 from aiosrun.runtime.coordinator.llm_step import run_llm
@@ -227,6 +228,10 @@ class Runner(Suspensions, Containers, Compensations):
                 error = exc
             except ExpressionError as exc:
                 raise StepFailure("expression", str(exc), attempt) from None
+            except (Suspended, StepFailure):
+                raise
+            except Exception as exc:  # a misbehaving adapter or a bug: this step fails, not serve
+                raise StepFailure("internal", internal_message(exc), attempt) from None
             asks_operator = error.error_class == "needs_human" or (
                 step.escalate is not None and attempt >= step.escalate.after_attempts)
             if asks_operator and not container:

@@ -24,6 +24,7 @@ class Lease:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except BlockingIOError:
+            os.close(self.fd)  # not ours: release() is only for a lease that was taken
             return False
 
     def release(self) -> None:

@@ -83,10 +83,12 @@ class Suspensions(RunnerBase):
                 until = str(render(body.until, self.contexts(frame)))
                 try:
                     moment = dt.datetime.fromisoformat(until.replace("Z", "+00:00"))
-                except ValueError:
-                    raise PermanentError(f"wait until: '{until}' is not an RFC 3339 time") \
-                        from None
-                due_at = clock.stamp(moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC))
+                    due_at = clock.stamp(moment if moment.tzinfo
+                                         else moment.replace(tzinfo=dt.UTC))
+                    clock.parse(due_at)  # what the log holds must read back (year 1 does not)
+                except (ValueError, OverflowError):
+                    raise PermanentError(f"wait until: '{until}' is not an RFC 3339 time "
+                                         "between the years 1 and 9999") from None
             timeout_at = None
             if body.timeout_ms is not None:
                 timeout_at = clock.stamp(now + dt.timedelta(milliseconds=body.timeout_ms))

@@ -91,3 +91,16 @@ def test_validate_knows_output_names_where_the_playbook_fixes_them() -> None:
         "p.yaml:18:39: error: step 'pause' has no output 'event' (its outputs: none) "
         "[reference]",
     ]
+
+
+def test_durations_past_ten_years_are_errors() -> None:
+    text = """apiVersion: aiosrun/v1
+kind: Playbook
+name: p
+steps:
+  - id: pause
+    wait: {duration: 999999999999999d}
+    timeout: 3650d
+"""
+    assert problems(text) == [
+        "p.yaml:6:22: error: 'duration' is longer than 3650d (ten years) [duration]"]

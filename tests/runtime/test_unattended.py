@@ -95,3 +95,51 @@ steps:
     assert child.compensations == {"charge": "succeeded", "reserve": "succeeded"}
     assert run.compensations == {"sub": "succeeded", "book": "succeeded"}
     assert h.ws.workspace_state().runs[child.id].status == "compensated"
+
+
+def test_values_that_explode_at_run_time_fail_their_step_cleanly(harness: H) -> None:
+    h = harness()
+    for body, message in [
+        ("uses: debug.sleep\n    with: {seconds: .nan}",
+         "debug.sleep: seconds must be a number from 0 to 1e9, got nan"),
+        ("wait: {until: '9999-12-31T23:00:00-05:00'}",
+         "wait until: '9999-12-31T23:00:00-05:00' is not an RFC 3339 time between the years "
+         "1 and 9999"),
+        ("wait: {until: '0001-01-01T00:00:00Z'}",
+         "wait until: '0001-01-01T00:00:00Z' is not an RFC 3339 time between the years "
+         "1 and 9999"),
+        ("uses: email.send\n    with: {to: a@example.com, subject: \"hi\\r\\nBcc: x@evil\", "
+         "body: b}",
+         "email.send: 'subject' must be one line (it holds a line break, which would let it "
+         "add mail headers)"),
+    ]:
+        state = h.run(f"steps:\n  - id: s\n    {body}\n")
+        assert state.status == "compensated", body
+        assert state.steps["s"].error == {"class": "permanent", "message": message}
+    assert not (h.root / ".aios" / "outbox").exists()
+
+
+def test_a_smtp_port_made_of_a_secret_is_a_clean_error() -> None:
+    import email.message
+
+    import pytest
+    from aiosrun.adapters.base import PermanentError
+    from aiosrun.adapters.email import _deliver
+
+    with pytest.raises(PermanentError) as caught:
+        _deliver({"host": "127.0.0.1", "port": "${{ secrets.PORT }}"}, {"PORT": "s3cret"},
+                 email.message.EmailMessage())
+    assert "s3cret" not in str(caught.value) and "port" in str(caught.value)
+
+
+def test_an_exception_outside_any_step_fails_that_run_alone(harness: H) -> None:
+    import trio
+    from aiosrun.runtime.coordinator.execution import execute_run
+    from aiosrun.runtime.log.eventlog import NewEvent
+
+    h = harness()
+    h.ws.log.append(NewEvent("RunStarted", {"playbook": "gone", "digest": "0" * 64,
+                                            "inputs": {}}, run="broken"))
+    state = trio.run(execute_run, h.ws, None, h.ws.run_state("broken"))
+    assert state is not None and state.status == "failed" and state.finished
+    assert state.error["class"] == "internal" and "KeyError" in state.error["message"]
