@@ -21,6 +21,23 @@ from aiosrun.runtime.coordinator.runner_base import RunnerBase
 from aiosrun.runtime.coordinator.runs import start_or_load
 
 
+class LimitExceeded(PermanentError):
+    error_class = "limit"
+
+
+def json_type(value: Any) -> str:
+    """A value's type as a playbook author names it (``null``, not Python's ``NoneType``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "object" if isinstance(value, dict) else type(value).__name__
+
+
 class Containers(RunnerBase):
     async def parallel(self, body: ir.Parallel, frame: Frame, path: str) -> Any:
         child_frame = frame.child(f"{path}/")
@@ -66,7 +83,11 @@ class Containers(RunnerBase):
     async def foreach(self, body: ir.Foreach, frame: Frame, path: str) -> Any:
         items = render(body.items, self.contexts(frame))
         if not isinstance(items, list):
-            raise PermanentError(f"foreach items must be a list, got {type(items).__name__}")
+            raise PermanentError(f"foreach items must be a list, got {json_type(items)}")
+        most = self.ws.settings.limits.get("max_foreach_items")
+        if most is not None and len(items) > most:
+            raise LimitExceeded(f"foreach has {len(items)} items, more than "
+                                f"policy.limits.max_foreach_items ({most})")
         frames = [frame.child(f"{path}[{i}]/", (body.item_name, item, i))
                   for i, item in enumerate(items)]
         await self.fan_out(frames, body.max_concurrency, body.fail_fast,

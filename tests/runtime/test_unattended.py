@@ -143,3 +143,43 @@ def test_an_exception_outside_any_step_fails_that_run_alone(harness: H) -> None:
     state = trio.run(execute_run, h.ws, None, h.ws.run_state("broken"))
     assert state is not None and state.status == "failed" and state.finished
     assert state.error["class"] == "internal" and "KeyError" in state.error["message"]
+
+
+def test_policy_limits_and_the_run_timeout_fail_the_run_naming_the_limit(harness: H) -> None:
+    h = harness()
+    (h.root / "aios.yaml").write_text(
+        "apiVersion: aiosrun/v1\nkind: Workspace\n"
+        "policy: {limits: {max_steps_per_run: 3, max_foreach_items: 2}}\n")
+    from aiosrun.runtime.workspace import Workspace
+
+    h.ws.close()
+    h.ws = Workspace(h.root)
+    many = h.run("steps:\n" + "".join(f"  - id: s{i}\n    set: {{n: {i}}}\n" for i in range(5)))
+    assert many.status == "compensated"
+    assert [many.steps[p].status for p in many.order] == ["succeeded"] * 3 + ["failed", "skipped"]
+    assert many.error["class"] == "limit"
+    assert "policy.limits.max_steps_per_run" in many.error["message"]
+    items = h.run("""
+steps:
+  - id: each
+    foreach: {items: "${{ fromJSON('[1, 2, 3]') }}", steps: [{id: one, set: {v: 1}}]}
+""", name="items")
+    assert items.status == "compensated" and items.error["class"] == "limit"
+    assert items.error["message"] == ("foreach has 3 items, more than "
+                                      "policy.limits.max_foreach_items (2)")
+    slow = h.run("""
+policy: {timeout: 5s}
+steps:
+  - id: first
+    uses: debug.sleep
+    with: {seconds: 3}
+  - id: second
+    uses: debug.sleep
+    with: {seconds: 3}
+  - id: third
+    set: {never: true}
+""", name="slow")
+    assert slow.status == "compensated"
+    assert slow.error == {"class": "timeout",
+                          "message": "the run took longer than its policy.timeout (5s)"}
+    assert [slow.steps[p].status for p in slow.order] == ["succeeded", "cancelled"]
