@@ -106,14 +106,43 @@ def resolve(obj: Context, run_id: str, step: str, action: str | None,
     with ws:
         state = _load_run(ws, run_id)
         escalation = state.escalations.get(step)
-        if escalation is None or escalation.action is not None:
-            pending = [e.path for e in state.escalations.values() if e.action is None]
+        gate = state.gates.get(step)
+        if gate is not None and gate.escalated and gate.decision is None:
+            event = resolve_gate(gate, action, outputs)
+        elif escalation is None or escalation.action is not None:
+            pending = [e.path for e in state.escalations.values() if e.action is None] + [
+                g.gate for g in state.gates.values() if g.escalated and g.decision is None]
             fail(f"run {run_id} has no open escalation for step '{step}' "
                  f"(open: {', '.join(pending) or 'none'})")
-        record = ws.log.append(NewEvent("EscalationResolved", ws.masker.data({
-            "path": step, "action": action, "outputs": outputs}), run=run_id))
+        else:
+            event = {"type": "EscalationResolved", "path": step, "action": action,
+                     "outputs": outputs}
+        kind = event.pop("type")
+        record = ws.log.append(NewEvent(kind, ws.masker.data(event), run=run_id))
         apply_run(state, record)
         continue_run(ws, state, fmt)
+
+
+def resolve_gate(gate: Any, action: str, outputs: Any) -> dict[str, Any]:
+    """A gate whose timeout escalated, settled like any escalation: ``retry`` asks again
+    (the gate opens anew with its timeout), ``skip`` goes on with the given outputs (an
+    approval by default), ``abort`` rejects it (the run fails and compensates)."""
+    from aiosrun.runtime import clock
+
+    if action == "retry":
+        timeout_at = None
+        if gate.timeout_at is not None and gate.opened_at:
+            timeout_at = clock.stamp(clock.now() + (clock.parse(gate.timeout_at)
+                                                    - clock.parse(gate.opened_at)))
+        return {"type": "GateOpened", "gate": gate.gate, "path": gate.path,
+                "message": gate.message, "show": gate.show, "timeout_at": timeout_at,
+                "on_timeout": gate.on_timeout}
+    if action == "skip":
+        return {"type": "GateDecided", "gate": gate.gate, "decision": "approved",
+                "comment": "skipped by the operator", "by": "operator",
+                **({"outputs": outputs} if outputs is not None else {})}
+    return {"type": "GateDecided", "gate": gate.gate, "decision": "rejected",
+            "comment": "aborted by the operator", "by": "operator"}
 
 
 @cli.command()

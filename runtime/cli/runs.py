@@ -240,8 +240,11 @@ def settle_hint(run_id: str, waiting: dict[str, Any]) -> list[str]:
     """The commands that settle what a run waits for."""
     if waiting["via"] == "approve":
         gate = waiting["id"]
-        return [f"aiosrun approve {run_id} {gate} [--comment TEXT]",
-                f"aiosrun reject {run_id} {gate} [--comment TEXT]"]
+        hints = [f"aiosrun approve {run_id} {gate} [--comment TEXT]",
+                 f"aiosrun reject {run_id} {gate} [--comment TEXT]"]
+        if waiting["kind"] == "escalation":  # its timeout passed: ask again, or settle it
+            hints.append(f"aiosrun resolve {run_id} {gate} --retry|--skip|--abort")
+        return hints
     step = waiting["step"]
     return [f"aiosrun resolve {run_id} {step} --retry",
             f"aiosrun resolve {run_id} {step} --skip [--outputs JSON]",
