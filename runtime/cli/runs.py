@@ -127,8 +127,9 @@ def parse_inputs(pairs: tuple[str, ...], inputs_file: Path | None) -> dict[str, 
     if inputs_file is not None:
         try:
             values = load_file(inputs_file).data
-        except PlaybookError as exc:
-            fail(str(exc))
+        except PlaybookError as exc:  # already "FILE:LINE:COL: error: ..."
+            click.echo(str(exc), err=True)
+            sys.exit(1)
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:

@@ -99,7 +99,8 @@ class Containers(RunnerBase):
         for item_frame in frames:
             if self._frame_failed(body, item_frame) or any(
                     self.state.steps.get(item_frame.prefix + s.id) is None for s in body.steps):
-                raise PermanentError(f"foreach item {item_frame.prefix} did not succeed")
+                raise PermanentError(f"foreach item {item_frame.prefix.rstrip('/')} did not "
+                                     "succeed")
             results.append({s.id: self.state.steps[item_frame.prefix + s.id].outputs
                             for s in body.steps})
         return results

@@ -3,6 +3,7 @@ exceptions (a step failed, the run suspends) and retry delays. Pure: no I/O here
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -78,8 +79,19 @@ def event_context(event: Mapping[str, Any]) -> dict[str, Any]:
     return context
 
 
+def text_of(value: Any) -> str:
+    """A rendered value as a person reads it: text as is, anything else as JSON (``null``,
+    never Python's ``None``)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def render_text(text: str, contexts: Mapping[str, Any]) -> str:
-    return str(render_template(text, contexts))
+    return text_of(render_template(text, contexts))
 
 
 def child_run_id(run_id: str, path: str) -> str:

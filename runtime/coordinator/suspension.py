@@ -23,6 +23,7 @@ from aiosrun.runtime.coordinator.frames import (
     Suspended,
     event_context,
     render_text,
+    text_of,
 )
 from aiosrun.runtime.coordinator.runner_base import RunnerBase
 
@@ -80,7 +81,7 @@ class Suspensions(RunnerBase):
             if body.duration_ms is not None:
                 due_at = clock.stamp(now + dt.timedelta(milliseconds=body.duration_ms))
             elif body.until is not None:
-                until = str(render(body.until, self.contexts(frame)))
+                until = text_of(render(body.until, self.contexts(frame)))
                 try:
                     moment = dt.datetime.fromisoformat(until.replace("Z", "+00:00"))
                     due_at = clock.stamp(moment if moment.tzinfo
@@ -119,7 +120,7 @@ class Suspensions(RunnerBase):
             timeout_at = None
             if timeout_ms is not None:
                 timeout_at = clock.stamp(clock.now() + dt.timedelta(milliseconds=timeout_ms))
-            self.record("GateOpened", gate=gate_id, path=path, message=str(rendered),
+            self.record("GateOpened", gate=gate_id, path=path, message=text_of(rendered),
                         show=shown, timeout_at=timeout_at, on_timeout=on_timeout)
             raise Suspended
         due = gate.timeout_at is not None and clock.now() >= clock.parse(gate.timeout_at)
