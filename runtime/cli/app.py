@@ -20,6 +20,14 @@ class Context:
     def __init__(self, workspace: str | None) -> None:
         self.workspace_override = workspace
 
+    def workspace_path(self) -> Path:
+        """The workspace folder, or the command ends with the reason there is none."""
+        root = self.workspace()
+        if root is None:
+            fail("no workspace here: create aios.yaml (apiVersion: aiosrun/v1, kind: "
+                 "Workspace) or pass --workspace DIR")
+        return root
+
     def workspace(self) -> Path | None:
         from aiosrun.runtime.workspace import find_workspace
 
@@ -60,7 +68,8 @@ class Context:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+    positioned = ": error: " in message.split("\n", 1)[0]  # FILE:LINE:COL: error: ... already
+    click.echo(message if positioned else f"error: {message}", err=True)
     sys.exit(code)
 
 

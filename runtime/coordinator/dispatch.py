@@ -36,6 +36,29 @@ def emit(ws: Workspace, name: str, data: Any, source: Mapping[str, Any]) -> Reco
 Start = Callable[[ir.Playbook, RunState], Awaitable[RunState | None]]
 
 
+def emit_event(ws: Workspace, name: str, data: Any, source: Mapping[str, Any],
+               event_id: str | None = None) -> tuple[int, bool]:
+    """Record an event once per ``event_id``: returns its seq and whether it was already
+    recorded (then nothing was appended). The check and the append are one step under the
+    log's lock, so two processes given the same id record it once."""
+    if event_id is None:
+        return emit(ws, name, data, source).seq, False
+    known: list[int] = []
+
+    def unseen() -> bool:
+        seq = ws.workspace_state().event_ids.get(event_id)
+        if seq is not None:
+            known.append(seq)
+        return seq is None
+
+    records = ws.log.append_many([NewEvent("EventEmitted", ws.masker.data(
+        {"event": name, "data": data, "id": event_id, "source": dict(source)}))],
+        guard=unseen)
+    if not records:
+        return known[0], True
+    return records[0].seq, False
+
+
 async def dispatch(ws: Workspace, on_record: OnRecord | None = None,
                    should_stop: Callable[[], bool] = lambda: False,
                    start: Start | None = None) -> list[RunState]:
@@ -115,12 +138,20 @@ def _waiting_runs(ws: Workspace, event: Mapping[str, Any]) -> list[tuple[str, An
                 continue
             if not _matches(ws, playbook, state, wait.path, event):
                 continue
-            record = ws.log.append(NewEvent("WaitSatisfied", ws.masker.data({
+            path = wait.path
+
+            def unsatisfied(run_id: str = state.id, path: str = path) -> bool:
+                fresh = ws.run_state(run_id).waits.get(path)
+                return fresh is not None and fresh.satisfied is None
+
+            records = ws.log.append_many([NewEvent("WaitSatisfied", ws.masker.data({
                 "path": wait.path, "by": "event", "event": event["event"],
                 "data": event.get("data"), "seq": event["seq"],
                 **({"id": event["id"]} if event.get("id") else {})}), run=state.id,
-                cause=event["seq"]))
-            apply_run(state, record)
+                cause=event["seq"])], guard=unsatisfied)
+            if not records:
+                break  # another dispatcher woke it
+            apply_run(state, records[0])
             found.append((state.id, playbook, state))
             break
     return found

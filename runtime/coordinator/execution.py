@@ -26,6 +26,7 @@ async def execute_run(ws: Workspace, playbook: ir.Playbook | None, state: RunSta
     """The run's final (or suspended) state; None when another process holds its lease."""
     lease = Lease(ws.state_dir / "runs", state.id)
     if not lease.try_acquire():
+        lease.close()
         return None
     try:
         try:

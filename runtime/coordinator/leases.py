@@ -24,11 +24,14 @@ class Lease:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except BlockingIOError:
-            os.close(self.fd)  # not ours: release() is only for a lease that was taken
             return False
 
     def release(self) -> None:
         fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+    def close(self) -> None:
+        """Give up a lease that was never acquired."""
         os.close(self.fd)
 
 

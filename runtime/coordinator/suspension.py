@@ -26,6 +26,27 @@ from aiosrun.runtime.coordinator.frames import (
     text_of,
 )
 from aiosrun.runtime.coordinator.runner_base import RunnerBase
+from aiosrun.runtime.log.projections import GateState
+
+
+def gate_resolution(gate: GateState, action: str, outputs: Any) -> tuple[str, dict[str, Any]]:
+    """The record that settles a gate whose timeout escalated, as an escalation is settled:
+    ``retry`` asks again (the gate opens anew with its timeout), ``skip`` goes on with the
+    given outputs (an approval by default), ``abort`` rejects it (the run compensates)."""
+    if action == "retry":
+        timeout_at = None
+        if gate.timeout_at is not None and gate.opened_at:
+            timeout_at = clock.stamp(clock.now() + (clock.parse(gate.timeout_at)
+                                                    - clock.parse(gate.opened_at)))
+        return "GateOpened", {"gate": gate.gate, "path": gate.path, "message": gate.message,
+                              "show": gate.show, "timeout_at": timeout_at,
+                              "on_timeout": gate.on_timeout}
+    if action == "skip":
+        return "GateDecided", {"gate": gate.gate, "decision": "approved",
+                               "comment": "skipped by the operator", "by": "operator",
+                               **({"outputs": outputs} if outputs is not None else {})}
+    return "GateDecided", {"gate": gate.gate, "decision": "rejected",
+                           "comment": "aborted by the operator", "by": "operator"}
 
 
 def wait_outputs(satisfied: dict[str, Any]) -> dict[str, Any]:
