@@ -3,11 +3,15 @@ adapter fails its own run only, and cron slots are not missed."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
+
+from aiosrun.runtime.coordinator.dispatch import emit
+from aiosrun.runtime.workspace import Workspace
 
 from .conftest import Runner, _aiosrun_command
 from .test_cli_runs import workspace
@@ -65,6 +69,13 @@ class BoomAdapter(Adapter):
 '''
 
 
+def seconds(start: str, end: str) -> float:
+    def parse(ts: str) -> dt.datetime:
+        return dt.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ")
+
+    return (parse(end) - parse(start)).total_seconds()
+
+
 def status(aiosrun: Runner, run_id: str) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(aiosrun("status", run_id, "--format", "json").stdout)
     return result
@@ -94,11 +105,14 @@ def test_serve_runs_concurrently_and_survives_a_misbehaving_adapter(
         while time.time() < deadline and not (tmp_path / ".aios" / "serve.lock").exists():
             time.sleep(0.05)
         time.sleep(0.5)
-        seqs = []
-        for event in ("work.requested", "work.requested", "ping", "bad.requested"):
-            done = aiosrun("emit", event)
-            assert done.returncode == 0 and "serve dispatches it" in done.stderr
-            seqs.append(int(done.stderr.split("seq ")[1].split(")")[0]))
+        done = aiosrun("emit", "work.requested")
+        assert done.returncode == 0 and "serve dispatches it" in done.stderr
+        seqs = [int(done.stderr.split("seq ")[1].split(")")[0])]
+        ws = Workspace(tmp_path)  # the next events arrive together, as webhooks would
+        for event in ("work.requested", "ping", "bad.requested"):
+            seqs.append(emit(ws, event, None, {"test": True}).seq)
+        ws.log.sync()
+        ws.close()
         ids = [f"ev{seqs[0]}-slow", f"ev{seqs[1]}-slow", f"ev{seqs[2]}-quick",
                f"ev{seqs[3]}-bad"]
         final = wait_for(aiosrun, ids, 40)
@@ -115,6 +129,7 @@ def test_serve_runs_concurrently_and_survives_a_misbehaving_adapter(
     # the two slow runs overlapped, and the quick one ended before either
     assert second["started_at"] < first["finished_at"]
     assert quick["finished_at"] < min(first["finished_at"], second["finished_at"])
+    assert seconds(first["started_at"], second["finished_at"]) < 9  # not 5 + 5 in a row
     assert bad["status"] == "compensated" and not (tmp_path / "note.txt").exists()
     explode = next(s for s in bad["steps"] if s["id"] == "explode")
     assert explode["error"] == {"class": "internal",
