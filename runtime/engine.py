@@ -257,14 +257,28 @@ class Engine:
     # ---- the operator's decisions ---------------------------------------------------------
 
     async def inbox(self) -> list[InboxItem]:
-        """Everything that waits for the operator (gates, escalations, waits), oldest first."""
-        items: list[InboxItem] = []
-        for summary in self.ws.workspace_state().runs.values():
+        """Everything that waits for the operator, oldest first: gates, escalations, waits,
+        and events a triggered playbook rejected (until dismissed)."""
+        state = self.ws.workspace_state()
+        items = [InboxItem.rejection(r) for r in state.rejected.values()]
+        for summary in state.runs.values():
             if summary.status != "waiting":
                 continue
             for pending in self.ws.run_state(summary.id).pending():
                 items.append(InboxItem(summary.id, summary.playbook, pending))
         return sorted(items, key=lambda item: int(item.item["seq"]))
+
+    async def dismiss(self, item_id: str) -> None:
+        """Take a rejected event (``SEQ-PLAYBOOK``) off the inbox: the operator has seen it."""
+        known = self.ws.workspace_state().rejected
+        if item_id not in known:
+            raise NotFound(f"no rejected event '{item_id}' in the inbox (listed: "
+                           f"{', '.join(known) or 'none'})")
+        recorded = self.ws.log.append_many(
+            [NewEvent("EventRejectionDismissed", {"id": item_id})],
+            guard=lambda: item_id in self.ws.workspace_state().rejected)
+        if not recorded:
+            raise Conflict(f"rejected event '{item_id}' was dismissed meanwhile")
 
     async def approve(self, run_id: str | None = None, gate: str | None = None,
                       comment: str | None = None) -> Run:
@@ -393,7 +407,9 @@ class Engine:
         first = len(self.dispatched)
         await self._dispatch_pending()
         touched = {run.id: run for run in self.dispatched[first:]}
-        return EmitResult(event, seq, False, tuple(touched.values()), True)
+        rejected = tuple(r for r in self.ws.workspace_state().rejected.values()
+                         if r["event_seq"] == seq)
+        return EmitResult(event, seq, False, tuple(touched.values()), True, rejected)
 
     async def subscribe(self, run_id: str | None = None,
                         after_seq: int = 0) -> AsyncIterator[Record]:

@@ -138,9 +138,19 @@ def settle_hint(run_id: str, waiting: Mapping[str, Any]) -> list[str]:
 class InboxItem:
     """Something that waits for the operator: a gate, an escalation, or a wait of a run."""
 
-    run: str
+    run: str | None
     playbook: str
     item: Mapping[str, Any]
+
+    @classmethod
+    def rejection(cls, rejected: Mapping[str, Any]) -> InboxItem:
+        """A triggered playbook that refused an event's payload (nothing was started)."""
+        return cls(None, str(rejected["playbook"]), {
+            "kind": "rejected_event", "via": "dismiss", "id": rejected["id"], "step": None,
+            "message": f"event {rejected['event']} (seq {rejected['event_seq']}) was "
+                       f"rejected by {rejected['playbook']}: {rejected['error']}",
+            "event": rejected["event"], "event_seq": rejected["event_seq"],
+            "error": rejected["error"], "since": rejected["ts"], "seq": rejected["seq"]})
 
     @property
     def kind(self) -> str:
@@ -148,7 +158,7 @@ class InboxItem:
 
     @property
     def commands(self) -> list[str]:
-        return settle_hint(self.run, self.item)
+        return settle_hint(self.run or "", self.item)
 
     def to_json(self) -> dict[str, Any]:
         return {"run": self.run, "playbook": self.playbook, **self.item,
@@ -203,11 +213,15 @@ class EmitResult:
     duplicate: bool
     runs: tuple[Run, ...]
     dispatched: bool
+    rejected: tuple[Mapping[str, Any], ...] = ()  # playbooks that refused the payload
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"seq": self.seq, "runs": [r.to_json() for r in self.runs]}
         if self.duplicate:
             out["duplicate"] = True
+        if self.rejected:
+            out["rejected"] = [{"playbook": r["playbook"], "error": r["error"]}
+                               for r in self.rejected]
         return out
 
 

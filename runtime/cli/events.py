@@ -64,12 +64,20 @@ def emit_command(obj: Context, event: str, data_text: str | None, event_id: str 
     if not result.dispatched:
         click.echo(f"event {event} recorded (seq {result.seq}); serve dispatches it", err=True)
         return
+    if fmt != "json":
+        for rejected in result.rejected:
+            click.echo(f"event {event} (seq {result.seq}): playbook {rejected['playbook']} "
+                       f"rejected it: {rejected['error']} (listed in `aiosrun inbox`)",
+                       err=True)
     if fmt == "json":
         dump(result.to_json())
-    elif not result.runs:
+    elif not result.runs and not result.rejected:
         click.echo(f"event {event} recorded (seq {result.seq}); nothing was waiting for it")
     statuses = {run.status for run in result.runs}
-    sys.exit(1 if statuses - {"succeeded", "waiting"} else 3 if "waiting" in statuses else 0)
+    failed = statuses & {"failed", "compensated", "cancelled", "needs_attention"}
+    if result.rejected:
+        sys.exit(1)
+    sys.exit(1 if failed else 3 if "waiting" in statuses else 0)  # running: elsewhere
 
 
 @cli.command()

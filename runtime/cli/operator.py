@@ -90,10 +90,17 @@ def resolve(obj: Context, run_id: str, step: str, action: str | None,
 
 
 @cli.command()
+@click.option("--dismiss", "dismiss_id", metavar="ID",
+              help="Take a rejected event off the inbox (its ID as inbox lists it).")
 @FORMAT
 @click.pass_obj
-def inbox(obj: Context, fmt: str) -> None:
-    """Everything waiting for the operator, oldest first, with how to settle it."""
+def inbox(obj: Context, dismiss_id: str | None, fmt: str) -> None:
+    """Everything waiting for the operator, oldest first, with how to settle it: gates,
+    escalations, waits, and events a triggered playbook rejected."""
+    if dismiss_id is not None:
+        session(obj, lambda engine: engine.dismiss(dismiss_id))
+        click.echo(f"rejected event {dismiss_id} dismissed")
+        return
     items = session(obj, lambda engine: engine.inbox())
     if fmt == "json":
         click.echo(json.dumps([item.to_json() for item in items], indent=2,
@@ -104,7 +111,7 @@ def inbox(obj: Context, fmt: str) -> None:
         return
     for item in items:
         waiting = item.item
-        click.echo(f"{waiting['since']}  {item.run}  {item.playbook}  "
+        click.echo(f"{waiting['since']}  {item.run or '-'}  {item.playbook}  "
                    f"{waiting['kind']} {waiting['id']}: {waiting['message']}")
         for line in item.commands:
             click.echo(f"    {line}")

@@ -61,6 +61,7 @@ def emit_event(ws: Workspace, name: str, data: Any, source: Mapping[str, Any],
 
 async def dispatch(ws: Workspace, on_record: OnRecord | None = None,
                    should_stop: Callable[[], bool] = lambda: False,
+                   on_rejected: Callable[[str], None] | None = None,
                    start: Start | None = None) -> list[RunState]:
     """Dispatch every pending event (and those the woken runs emit); returns the runs that
     were started or continued, in their final state. ``should_stop`` is serve's shutdown:
@@ -99,8 +100,11 @@ async def dispatch(ws: Workspace, on_record: OnRecord | None = None,
                 loaded, state = start_or_load(ws, name, inputs, run_id=run_id,
                                               trigger=event_context(event), cause=seq)
             except AdapterError as exc:  # bad inputs: recorded on the event, nothing started
-                ws.log.append(NewEvent("EventRejected", {"seq": seq, "playbook": name,
-                                                         "error": str(exc)}, cause=seq))
+                ws.log.append(NewEvent("EventRejected", ws.masker.data({
+                    "seq": seq, "event": event["event"], "playbook": name,
+                    "error": str(exc)}), cause=seq))
+                if on_rejected is not None:
+                    on_rejected(f"event {event['event']} (seq {seq}) rejected by {name}: {exc}")
                 continue
             started.append(run_id)
             touched[run_id] = await _execute(ws, loaded, state, on_record, should_stop)

@@ -144,7 +144,8 @@ class Server:
                                 if isinstance(state.trigger, dict) else "woken by an event")
             return state
 
-        await dispatch(self.ws, should_stop=lambda: self.stopping, start=start)
+        await dispatch(self.ws, should_stop=lambda: self.stopping, on_rejected=self.say,
+                       start=start)
         return handed
 
     async def schedules(self, now: dt.datetime) -> int:

@@ -34,7 +34,9 @@ Event types (past tense; ``run`` is set on run events):
     EventEmitted         event, data, key, id, source   (workspace level: no run; ``id`` is
                          the caller's event id, recorded once)
     EventDispatched      seq, started, woke
-    EventRejected        seq, playbook, error   (a triggered run's inputs did not fit)
+    EventRejected        seq, event, playbook, error   (a triggered run's inputs did not fit;
+                         listed in the inbox until dismissed)
+    EventRejectionDismissed  id   (``SEQ-PLAYBOOK`` of a rejection the operator has seen)
     ModelCalled          path, attempt, tier, alias, provider, model, input_tokens,
                          output_tokens, cost_usd, latency_ms, cached, accepted, key, output,
                          error (one call of an ``llm:`` step; the run's cost sums them)
@@ -346,6 +348,7 @@ class WorkspaceState:
     event_keys: dict[str, int] = field(default_factory=dict)  # emit key -> seq
     event_ids: dict[str, int] = field(default_factory=dict)  # caller's event id -> seq
     idempotency_keys: dict[str, str] = field(default_factory=dict)  # start key -> run id
+    rejected: dict[str, dict[str, Any]] = field(default_factory=dict)  # SEQ-PLAYBOOK -> why
     spend: dict[str, float] = field(default_factory=dict)  # UTC day -> model spend in USD
 
 
@@ -386,6 +389,13 @@ def apply_workspace(state: WorkspaceState, record: Record) -> WorkspaceState:
     elif record.type == "ModelCalled":
         day = record.ts[:10]
         state.spend[day] = round(state.spend.get(day, 0.0) + float(data.get("cost_usd", 0)), 12)
+    elif record.type == "EventRejected":
+        key = f"{data['seq']}-{data['playbook']}"
+        state.rejected[key] = {"id": key, "seq": record.seq, "event_seq": data["seq"],
+                               "event": data.get("event"), "playbook": data["playbook"],
+                               "error": data.get("error", ""), "ts": record.ts}
+    elif record.type == "EventRejectionDismissed":
+        state.rejected.pop(str(data["id"]), None)
     elif record.type == "EventDispatched":
         state.pending_events.pop(int(data["seq"]), None)
     elif record.type in _RUN_END and record.run in state.runs:
@@ -447,6 +457,7 @@ def load_workspace_snapshot(path: Path) -> WorkspaceState | None:
             event_keys=raw.get("event_keys", {}),
             event_ids=raw.get("event_ids", {}),
             idempotency_keys=raw.get("idempotency_keys", {}),
+            rejected=raw.get("rejected", {}),
             spend=raw.get("spend", {}),
         )
     except (OSError, ValueError, KeyError, TypeError):
