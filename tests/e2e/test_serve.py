@@ -221,3 +221,38 @@ def test_recovery_isolates_a_run_that_explodes(aiosrun: Runner, tmp_path: Path) 
     assert broken["error"]["class"] == "internal"
     for again in (aiosrun("resume", "--all"), aiosrun("serve", "--once")):
         assert again.returncode == 0 and "broken" not in again.stdout + again.stderr
+
+
+def test_max_concurrent_runs_bounds_what_serve_executes_at_once(tmp_path: Path) -> None:
+    import trio
+    from aiosrun.runtime.coordinator.runs import start_or_load
+    from aiosrun.runtime.coordinator.scheduler import Server
+
+    workspace(tmp_path, slow=SLOW.replace("seconds: 5", "seconds: 0.5"))
+    (tmp_path / "aios.yaml").write_text("apiVersion: aiosrun/v1\nkind: Workspace\n"
+                                        "policy: {limits: {max_concurrent_runs: 1}}\n")
+    from aiosrun.dsl.ir_codec import encode
+    from aiosrun.dsl.loader import load_file
+    from aiosrun.dsl.validate import validate_document
+    from aiosrun.runtime.log.eventlog import NewEvent
+
+    ws = Workspace(tmp_path)
+    playbook = validate_document(load_file(tmp_path / "playbooks" / "slow.yaml"))
+    ws.log.append(NewEvent("PlaybookApplied", {"name": "slow", "digest": playbook.digest,
+                                               "source": "slow.yaml", "ir": encode(playbook)}))
+    server = Server(ws, lambda line: None)
+    runs = [start_or_load(ws, "slow", {}, run_id=f"r{i}") for i in range(2)]
+
+    async def both() -> None:
+        async with trio.open_nursery() as nursery:
+            server.nursery = nursery
+            for loaded, state in runs:
+                server.hand(loaded, state, "test")
+
+    trio.run(both)
+    states = [ws.run_state(f"r{i}") for i in range(2)]
+    ws.close()
+    assert [state.status for state in states] == ["succeeded", "succeeded"]
+    one, other = sorted((state.steps["think"] for state in states),
+                        key=lambda step: str(step.started_at))
+    assert str(other.started_at) >= str(one.finished_at)  # one after the other
