@@ -36,6 +36,8 @@ class Compensations(RunnerBase):
                 continue
             if self.state.compensations.get(path) == "succeeded":
                 continue
+            if self.state.steps[path].reused_from is not None:
+                continue  # the origin run's effect: a fork never undoes it
             self.record("CompensationStarted", path=path)
             try:
                 if step.compensate is None:

@@ -354,3 +354,48 @@ def test_two_engines_in_two_processes_share_one_workspace(tmp_path: Path) -> Non
     assert sorted(r["data"]["id"] for r in emitted) == sorted(f"e{n}" for n in range(count))
     greeted = (root / "greeted.txt").read_text().splitlines()
     assert sorted(greeted) == sorted(f"{n}@example.com" for n in range(count))
+
+
+EFFECTFUL = """\
+apiVersion: aiosrun/v1
+kind: Playbook
+name: effectful
+steps:
+  - id: before
+    uses: files.append
+    with: {path: effects.txt, line: before}
+  - id: nap
+    uses: debug.sleep
+    with: {seconds: 3}
+  - id: after
+    uses: files.append
+    with: {path: effects.txt, line: after}
+"""
+
+
+def test_a_cancelled_engine_leaves_its_runs_resumable(tmp_path: Path) -> None:
+    root = make_workspace(tmp_path / "shop", effectful=EFFECTFUL)
+
+    async def leave_early() -> str:
+        with trio.move_on_after(1.0):
+            async with Engine.open(root) as engine:
+                await engine.apply()
+                run = await engine.start("effectful", wait=False)
+                run_id = run.id
+                await trio.sleep(30)
+        return run_id
+
+    run_id = trio.run(leave_early)
+    assert (root / "effects.txt").read_text() == "before\n"
+    left = json.loads(cli(root, "status", run_id, "--format", "json").stdout)
+    assert left["status"] == "running"
+
+    async def come_back() -> Any:
+        async with Engine.open(root) as engine:
+            return await engine.resume(run_id)
+
+    resumed = trio.run(come_back)
+    assert resumed.status == "succeeded"
+    nap = next(s for s in resumed.steps if s.id == "nap")
+    assert nap.status == "succeeded" and nap.attempts == 2  # slept again, not skipped
+    assert (root / "effects.txt").read_text() == "before\nafter\n"
