@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .base import ERROR_CLASSES, Action, Adapter, CallContext, RateLimited
+from .base import ERROR_CLASSES, Action, Adapter, CallContext, PermanentError, RateLimited
 
 
 class DebugAdapter(Adapter):
@@ -33,7 +33,11 @@ class DebugAdapter(Adapter):
         if action == "sleep":
             import trio  # here, not at import: `aiosrun validate` loads adapters to check them
 
-            await trio.sleep(float(args["seconds"]))
+            seconds = float(args["seconds"])
+            if not 0 <= seconds < 10**9:  # NaN and infinities too
+                raise PermanentError(f"debug.sleep: seconds must be a number from 0 to 1e9, "
+                                     f"got {args['seconds']}")
+            await trio.sleep(seconds)
             return {"slept": args["seconds"]}
         if ctx.attempt <= int(args["times"]):
             kind = ERROR_CLASSES[args.get("error", "transient")]

@@ -49,6 +49,10 @@ class EmailAdapter(Adapter):
                    ctx: CallContext) -> Mapping[str, Any]:
         digest = hashlib.sha256(ctx.idempotency_key.encode("utf-8")).hexdigest()[:24]
         message_id = f"<{digest}@aiosrun>"
+        for field in ("to", "cc", "reply_to", "subject"):
+            if any(ch in _join(args.get(field) or "") for ch in "\r\n"):
+                raise PermanentError(f"email.send: '{field}' must be one line (it holds a line "
+                                     "break, which would let it add mail headers)")
         smtp = ctx.settings.get("smtp")
         if not smtp:  # the outbox is kept in .aios/, where secrets never go
             args = {k: [ctx.mask(str(a)) for a in v] if isinstance(v, list) else ctx.mask(str(v))
@@ -104,7 +108,13 @@ def _login(client: smtplib.SMTP, user: str, password: str) -> None:
 
 def _deliver(smtp: dict[str, Any], secrets: Mapping[str, str], message: EmailMessage) -> None:
     host = str(smtp["host"])
-    port = int(smtp.get("port", 465 if smtp.get("ssl") else 587))
+    try:
+        port = int(resolve_secrets(str(smtp.get("port", 465 if smtp.get("ssl") else 587)),
+                                   secrets))
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
+        raise PermanentError("adapters.email.smtp.port must be a port number (1-65535)")
     from aiosrun.dsl.durations import parse_duration
 
     timeout = (parse_duration(str(smtp.get("timeout", "30s"))) or 30_000) / 1000

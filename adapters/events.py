@@ -15,7 +15,7 @@ class EventsAdapter(Adapter):
         "emit": Action("Appends an event.", {
             "type": "object", "required": ["event"], "additionalProperties": False,
             "properties": {"event": {"type": "string",
-                                     "pattern": "^[A-Za-z0-9_-]+(\\\\.[A-Za-z0-9_-]+)*$"},
+                                     "pattern": r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"},
                            "data": {}}}),
     }
 

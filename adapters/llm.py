@@ -37,9 +37,10 @@ class InvalidAnswer(PermanentError):
 
     error_class = "validation"
 
-    def __init__(self, message: str, usage: Usage) -> None:
+    def __init__(self, message: str, usage: Usage, latency_ms: float = 0.0) -> None:
         super().__init__(message)
         self.usage = usage
+        self.latency_ms = latency_ms
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,8 @@ async def call_openai(spec: ModelSpec, request: ModelRequest, client: Any) -> Mo
             usage = _usage(getattr(exc, "total_usage", None))
             cause = _last_error(exc)
             raise InvalidAnswer(f"model '{spec.alias}': no answer fitting the output schema "
-                                f"after {exc.n_attempts} attempts: {cause}", usage) from None
+                                f"after {exc.n_attempts} attempts: {cause}", usage,
+                                _ms(started)) from None
         output = answer.model_dump()
         if wrapped is not request.schema:
             output = output.get("value")
@@ -344,8 +346,26 @@ def _api_message(exc: Any) -> str:
 
 
 def _last_error(exc: Any) -> str:
-    text = str(getattr(exc, "__cause__", None) or exc)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    """The last answer's problem in the project's words: pydantic's and instructor's own text
+    (``For further information visit ...``) never reaches the operator."""
+    cause = getattr(exc, "__cause__", None) or exc
+    errors = getattr(cause, "errors", None)
+    if callable(errors):
+        try:
+            items = list(errors())
+        except Exception:  # not pydantic's ValidationError after all
+            items = []
+        said = []
+        for item in items:
+            text = str(item.get("msg", "")).removeprefix("Value error, ")
+            if item.get("type") == "json_invalid":
+                text = f"the answer is not JSON ({text.removeprefix('Invalid JSON: ')})"
+            said.append(text)
+        if any(said):
+            return "; ".join(t for t in said if t)
+    text = str(cause)
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and not line.strip().startswith("For further information")]
     for line in lines:
         if line.startswith("Value error, "):
             return line.removeprefix("Value error, ").split(" [type=")[0]

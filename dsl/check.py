@@ -31,6 +31,7 @@ def check_playbook(doc: Document) -> list[Diagnostic]:
     out += _triggers(doc)
     out += _embedded_schemas(doc)
     out += _memory_domains(doc)
+    out += _huge_durations(doc, data, ())
     defaults = data.get("defaults")
     if isinstance(defaults, dict):
         out += _retry(doc, defaults.get("retry"), ("defaults", "retry"))
@@ -196,9 +197,9 @@ def _step(doc: Document, step: dict[str, Any], path: JsonPath,
                                      f"'{name}' is a context name; choose another name for "
                                      "the item"))
     escalate = step.get("escalate")
-    retry = step.get("retry") if isinstance(step.get("retry"), dict) else defaults.get("retry")
+    retry = step.get("retry", defaults.get("retry", {}))  # a step's retry replaces the default
     if isinstance(escalate, dict) and isinstance(retry, dict):
-        after, most = escalate.get("after_attempts"), retry.get("max_attempts")
+        after, most = escalate.get("after_attempts"), retry.get("max_attempts", 1)
         if isinstance(after, int) and isinstance(most, int) and after > most:
             out.append(Diagnostic.at(
                 doc.span((*path, "escalate", "after_attempts")), "escalate",
@@ -217,6 +218,26 @@ def _retry(doc: Document, retry: Any, path: JsonPath) -> list[Diagnostic]:
                               f"max_delay ({format_duration(ceiling)}) is shorter than "
                               f"initial_delay ({format_duration(initial)})")]
     return []
+
+
+MAX_DURATION_MS = 3650 * 86_400_000  # ten years: longer is a typo, and past what clocks hold
+DURATION_KEYS = frozenset({"timeout", "duration", "initial_delay", "max_delay"})
+
+
+def _huge_durations(doc: Document, data: Any, path: JsonPath) -> list[Diagnostic]:
+    """Durations beyond ten years: they validate as text but overflow every clock."""
+    out: list[Diagnostic] = []
+    items = data.items() if isinstance(data, dict) else \
+        enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        if key in DURATION_KEYS and isinstance(value, str):
+            ms = parse_duration(value)
+            if ms is not None and ms > MAX_DURATION_MS:
+                out.append(Diagnostic.at(doc.span((*path, key)), "duration",
+                                         f"'{key}' is longer than 3650d (ten years)"))
+        else:
+            out += _huge_durations(doc, value, (*path, key))
+    return out
 
 
 def _positive_duration(doc: Document, value: Any, path: JsonPath) -> list[Diagnostic]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from .diagnostics import Diagnostic, did_you_mean, quote_list
+from .diagnostics import Diagnostic, did_you_mean, quote_list, schema_message
 from .loader import Document, JsonPath
 from .steps import iter_steps
 from .templates import has_expression
@@ -73,7 +73,7 @@ def _check_uses(doc: Document, catalog: Catalog, body: dict[str, Any],
             error = next(iter(Draft202012Validator(properties[key]).iter_errors(value)), None)
             if error is not None:
                 out.append(Diagnostic.at(doc.span((*path, "with", key)), "argument",
-                                         f"argument '{key}' of {uses}: {error.message}"))
+                                         f"argument '{key}' of {uses}: {schema_message(error)}"))
     return out
 
 

@@ -42,6 +42,7 @@ class _StepInfo:
     order: int
     containers: tuple[tuple[str, str], ...]  # (step id, 'parallel' | 'foreach'), outermost first
     item_names: frozenset[str]
+    outputs: frozenset[str] | None = None  # the names its outputs have, where the playbook says
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class _Checker:
             items = names.get(parent, frozenset()) if parent else frozenset()
             step_id = step.get("id")
             info = _StepInfo(step_id if isinstance(step_id, str) else f"#{order}", path, order,
-                             chain, items)
+                             chain, items, _output_names(step))
             for body in ("parallel", "foreach"):
                 if isinstance(step.get(body), dict):
                     containers[path] = (*chain, (info.id, body))
@@ -264,8 +265,24 @@ class _Checker:
                         problem = (f"steps.{name} has outputs, outcome and attempts, "
                                    f"not '{field_name}'")
                         position = field_pos
+                if problem is None and len(node.accessors) > 2:
+                    problem, position = self.output_problem(name, node, position)
                 if problem is not None:
                     self.out.append(Diagnostic.at(where(position), "reference", problem))
+
+    def output_problem(self, name: str, node: Access, position: int) -> tuple[str | None, int]:
+        """``steps.ID.outputs.NAME`` where the playbook fixes the step's outputs (``set:``,
+        ``outputs:``, a gate, an emit, a timer): an event's payload is not typed."""
+        field_name, _ = _static_key(node.accessors[1])
+        key, key_position = _static_key(node.accessors[2])
+        known = self.by_id[name.lower()].outputs
+        if field_name is None or field_name.lower() != "outputs" or key is None \
+                or known is None or key.lower() in {k.lower() for k in known}:
+            return None, position
+        listed = ", ".join(sorted(known)) or "none"
+        hint = did_you_mean(key, sorted(known))
+        return (f"step '{name}' has no output '{key}' (its outputs: {listed}){hint}",
+                key_position)
 
     def step_problem(self, name: str, place: _Place) -> str | None:
         target = self.by_id.get(name.lower())
@@ -296,6 +313,23 @@ class _Checker:
         if common and common[-1][1] == "parallel":
             return f"step '{target.id}' runs in parallel with this step"
         return None
+
+
+def _output_names(step: dict[str, Any]) -> frozenset[str] | None:
+    """The output names a step's definition fixes, or None where they come from outside (an
+    adapter, a model, an event, a child run)."""
+    for key in ("outputs", "set"):
+        if key in step:
+            value = step[key]
+            return frozenset(str(k) for k in value) if isinstance(value, dict) else None
+    if "gate" in step:
+        return frozenset({"decision", "comment", "decided_at"})
+    if "emit" in step:
+        return frozenset({"event", "seq"})
+    wait = step.get("wait")
+    if isinstance(wait, dict) and "event" not in wait:
+        return frozenset()  # a timer: no payload
+    return None
 
 
 def _static_key(accessor: Any) -> tuple[str | None, int]:

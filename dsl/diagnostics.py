@@ -7,9 +7,10 @@ so editors and CI logs can jump to it. Lines and columns are 1-based.
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
 
@@ -66,3 +67,18 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
 
 def quote_list(words: Iterable[str]) -> str:
     return ", ".join(f"'{w}'" for w in words)
+
+
+def schema_message(error: Any) -> str:
+    """jsonschema's message with the offending value spelled as JSON (``null``, ``true``),
+    not as Python (``None``, ``True``); strings keep their quotes."""
+    message = str(error.message)
+    instance = error.instance
+    shown = repr(instance)
+    if isinstance(instance, str) or not message.startswith(shown):
+        return message
+    try:
+        spelled = json.dumps(instance, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return message
+    return spelled + message[len(shown):]

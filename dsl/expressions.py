@@ -172,6 +172,17 @@ def parse(text: str, contexts: frozenset[str],
     return Expression(text, ast, _compile(ast, text))
 
 
+@functools.lru_cache(maxsize=1024)
+def uses_status_function(text: str) -> bool:
+    """Whether ``text`` calls ``success()``, ``failure()``, ``always()`` or ``cancelled()``:
+    an ``if:`` that calls none means ``success() && (...)``, as in GitHub Actions."""
+    tokens = tokenize(text)
+    return any(token.type == "IDENT" and str(token).lower() in fn.STATUS
+               and (not i or tokens[i - 1].type != "DOT")
+               and i + 1 < len(tokens) and tokens[i + 1].type == "LPAR"
+               for i, token in enumerate(tokens))
+
+
 def _calls(ast: Node) -> Iterator[Call]:
     stack = [ast]
     while stack:

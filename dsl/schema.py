@@ -17,7 +17,7 @@ from typing import Any, Literal, cast
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from .diagnostics import Diagnostic, did_you_mean, quote_list
+from .diagnostics import Diagnostic, did_you_mean, quote_list, schema_message
 from .loader import Document, JsonPath
 
 SchemaName = Literal["playbook", "workspace", "test"]
@@ -131,7 +131,7 @@ def _translate(doc: Document, error: ValidationError, name: SchemaName,
     elif keyword == "uniqueItems":
         yield at(path, "value", f"the items of {where} must be unique")
     else:
-        yield at(path, "schema", f"{error.message} ({where})")
+        yield at(path, "schema", f"{schema_message(error)} ({where})")
 
 
 def _one_of(doc: Document, error: ValidationError, name: SchemaName,

@@ -187,7 +187,7 @@ class Engine:
         if path.suffix in (".yaml", ".yml") and path.is_file():
             version = file_version(self.ws, path)
             name = version.name
-        from aiosrun.runtime.coordinator.dispatch import event_context
+        from aiosrun.runtime.coordinator.frames import event_context
         from aiosrun.runtime.coordinator.runs import new_run_id, start_run
 
         trigger = None
@@ -284,7 +284,7 @@ class Engine:
             state = self.ws.run_state(summary.id)
             if state.finished or (state.status == "waiting" and not due_timers(state, now)):
                 continue
-            final = await self._try_execute(self.ws.playbook(state.digest), state)
+            final = await self._try_execute(None, state)  # None: loaded inside, isolated
             if final is None:
                 self.notices.append(f"run {summary.id} is being executed by another process; "
                                     "skipped")
@@ -393,9 +393,13 @@ class Engine:
         if outputs is not None and action != "skip":
             raise BadRequest("outputs go with the skip action")
         state = self._state(run_id)
+        gate = state.gates.get(step)
+        if gate is not None and gate.escalated and gate.decision is None:
+            return await self._resolve_gate(run_id, gate, action, outputs)
         escalation = state.escalations.get(step)
         if escalation is None or escalation.action is not None:
-            pending = [e.path for e in state.escalations.values() if e.action is None]
+            pending = [e.path for e in state.escalations.values() if e.action is None] + [
+                g.gate for g in state.gates.values() if g.escalated and g.decision is None]
             message = (f"run {run_id} has no open escalation for step '{step}' "
                        f"(open: {', '.join(pending) or 'none'})")
             raise NotFound(message) if escalation is None else Conflict(message)
@@ -410,6 +414,23 @@ class Engine:
         if not recorded:
             raise Conflict(f"the escalation of step '{step}' of run {run_id} was settled by "
                            "another process meanwhile")
+        return await self._continue(run_id)
+
+    async def _resolve_gate(self, run_id: str, gate: Any, action: str, outputs: Any) -> Run:
+        """A gate whose timeout escalated is settled like an escalation."""
+        from aiosrun.runtime.coordinator.suspension import gate_resolution
+
+        kind, data = gate_resolution(gate, action, outputs)
+
+        def still_open() -> bool:
+            fresh = self.ws.run_state(run_id).gates.get(gate.gate)
+            return fresh is not None and fresh.decision is None and fresh.escalated
+
+        recorded = self.ws.log.append_many(
+            [NewEvent(kind, self.ws.masker.data(data), run=run_id)], guard=still_open)
+        if not recorded:
+            raise Conflict(f"the gate '{gate.gate}' of run {run_id} was settled by another "
+                           "process meanwhile")
         return await self._continue(run_id)
 
     async def _continue(self, run_id: str) -> Run:
@@ -546,24 +567,18 @@ class Engine:
             return fold_run(state.id, self.ws.log.read_run(state.id, state.last_seq + 1), state)
         raise Conflict(f"run {state.id} is being executed by another aiosrun process")
 
-    async def _try_execute(self, playbook: ir.Playbook, state: RunState,
+    async def _try_execute(self, playbook: ir.Playbook | None, state: RunState,
                            lease: Lease | None = None) -> RunState | None:
         """Execute a run holding its lease (``lease``: already held); None when another
-        process holds it."""
-        from aiosrun.runtime.coordinator.interpreter import Runner
+        process holds it. An exception that escapes the run fails that run (error class
+        ``internal``), not the caller."""
+        from aiosrun.runtime.coordinator.execution import execute_run
 
-        if lease is None:
-            lease = Lease(self.ws.state_dir / "runs", state.id)
-            if not lease.try_acquire():
-                lease.close()
-                return None
-        try:
-            runner = Runner(self.ws, playbook, state, self._observe)
-            runner.should_stop = lambda: self.stopping
-            async with self.run_slots:
-                final = await runner.execute()
-        finally:
-            lease.release()
+        async with self.run_slots:
+            final = await execute_run(self.ws, playbook, state, on_record=self._observe,
+                                      should_stop=lambda: self.stopping, lease=lease)
+        if final is None:
+            return None
         await self._dispatch_pending()
         return final
 

@@ -121,8 +121,11 @@ def settle_hint(run_id: str, waiting: Mapping[str, Any]) -> list[str]:
     """The commands that settle what a run waits for."""
     if waiting["via"] == "approve":
         gate = waiting["id"]
-        return [f"aiosrun approve {run_id} {gate} [--comment TEXT]",
-                f"aiosrun reject {run_id} {gate} [--comment TEXT]"]
+        hints = [f"aiosrun approve {run_id} {gate} [--comment TEXT]",
+                 f"aiosrun reject {run_id} {gate} [--comment TEXT]"]
+        if waiting["kind"] == "escalation":  # its timeout passed: ask again, or settle it
+            hints.append(f"aiosrun resolve {run_id} {gate} --retry|--skip|--abort")
+        return hints
     if waiting["via"] == "dismiss":
         return [f"aiosrun inbox --dismiss {waiting['id']}"]
     step = waiting["step"]

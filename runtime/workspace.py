@@ -53,6 +53,16 @@ class Settings:
     def require_approval(self) -> list[str]:
         return list(self.data.get("policy", {}).get("require_approval", []))
 
+    @property
+    def limits(self) -> dict[str, int]:
+        """``policy.limits`` (``max_concurrent_runs``, ``max_steps_per_run``,
+        ``max_foreach_items``); ``server.max_concurrent_runs`` counts too."""
+        limits = dict(self.data.get("policy", {}).get("limits", {}))
+        server = self.data.get("server")
+        if isinstance(server, dict) and "max_concurrent_runs" in server:
+            limits.setdefault("max_concurrent_runs", server["max_concurrent_runs"])
+        return limits
+
     def adapter(self, name: str) -> dict[str, Any]:
         return dict(self.data.get("adapters", {}).get(name, {}))
 

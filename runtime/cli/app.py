@@ -72,7 +72,8 @@ class Context:
 def fail(message: str, code: int = 1) -> NoReturn:
     from aiosrun.runtime.cli.masking import masked  # a message may quote a secret's value
 
-    click.echo(masked(f"error: {message}"), err=True)
+    positioned = ": error: " in message.split("\n", 1)[0]  # FILE:LINE:COL: error: ... already
+    click.echo(masked(message if positioned else f"error: {message}"), err=True)
     sys.exit(code)
 
 

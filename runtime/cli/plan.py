@@ -41,6 +41,12 @@ def plan(obj: Context, target: str, fmt: str) -> None:
         click.echo(line)
 
 
+def usd(amount: float) -> str:
+    """Dollars exactly as written, with cents at least: 0.5 -> 0.50, 0.005 -> 0.005."""
+    whole, _, cents = f"{amount:.9f}".rstrip("0").partition(".")
+    return f"{whole}.{cents.ljust(2, '0')}"
+
+
 def _plan_without_workspace(obj: Context, path: Path) -> dict[str, Any]:
     """A playbook file's plan with no workspace around it: every setting at its default."""
     from aiosrun.runtime.engine import Engine
@@ -77,7 +83,7 @@ def render_plan(plan: dict[str, Any]) -> list[str]:
             lines.append(f"  {call['step']}")
     budget = plan["budget_usd"]
     lines += ["", f"worst-case model cost of one run: ${plan['worst_case_usd']:.6f}"
-              + (f" (budget ${budget:.2f})" if budget is not None else "")]
+              + (f" (budget ${usd(budget)})" if budget is not None else "")]
     if plan["worst_case_per_foreach_item_usd"]:
         lines.append(f"  plus ${plan['worst_case_per_foreach_item_usd']:.6f} per foreach item")
     lines.append(f"  assuming {plan['assumptions']}")

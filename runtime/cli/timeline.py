@@ -32,6 +32,10 @@ def _describe(row: dict[str, Any]) -> str:
         text += f": reused from run {row['reused_from']}"
     elif row.get("action"):
         text += f": {row['action']}"
+    elif row.get("event"):
+        event = row["event"]
+        text += f": event {event['event']} (seq {event.get('seq')}"
+        text += f", id {event['id']})" if event.get("id") else ")"
     elif row.get("error_class"):
         text += f": {row['error_class']}: {row.get('message', '')}"
     return text

@@ -17,7 +17,10 @@ from aiosrun.dsl.errors import ExpressionError
 from aiosrun.runtime.coordinator.frames import (
     Frame,
     StepFailure,
+    Suspended,
     backoff_delay,
+    child_run_id,
+    internal_message,
     step_template,
 )
 from aiosrun.runtime.coordinator.llm_step import run_llm
@@ -29,7 +32,7 @@ class Compensations(RunnerBase):
         ok = True
         for path in reversed(list(self.state.completed)):
             step = self.steps_by_template.get(step_template(path))
-            if step is None or step.compensate is None:
+            if step is None or (step.compensate is None and not isinstance(step.body, ir.Call)):
                 continue
             if self.state.compensations.get(path) == "succeeded":
                 continue
@@ -37,7 +40,10 @@ class Compensations(RunnerBase):
                 continue  # the origin run's effect: a fork never undoes it
             self.record("CompensationStarted", path=path)
             try:
-                outputs = await self.run_compensation(step, step.compensate, path)
+                if step.compensate is None:
+                    outputs = await self.compensate_child(path)
+                else:
+                    outputs = await self.run_compensation(step, step.compensate, path)
             except StepFailure as failure:
                 self.record("CompensationFailed", path=path, error_class=failure.error_class,
                             message=str(failure))
@@ -45,6 +51,23 @@ class Compensations(RunnerBase):
                 continue
             self.record("CompensationSucceeded", path=path, outputs=outputs)
         return ok
+
+    async def compensate_child(self, path: str) -> Any:
+        """Undo a ``call:`` child's completed steps (the child run ends ``compensated``): a
+        parent's failure reaches into the work its children did, in reverse order."""
+        child_id = child_run_id(self.state.id, path)
+        state = self.ws.run_state(child_id)
+        if not state.playbook:
+            return {"run": child_id, "status": None}  # never started: nothing to undo
+        runner = type(self)(self.ws, self.ws.playbook(state.digest), state, self.on_record)
+        if state.status == "succeeded":
+            runner.record("RunCompensating", error={
+                "class": "parent_failed",
+                "message": f"the parent run {self.state.id} failed"})
+        state = await runner.execute()
+        if state.status not in ("compensated", "cancelled", "failed"):
+            raise StepFailure("compensation", f"child run {child_id} ended {state.status}", 1)
+        return {"run": child_id, "status": state.status}
 
     async def run_compensation(self, step: ir.Step, undo: ir.Compensation, path: str) -> Any:
         prefix = path[: len(path) - len(step.id)]
@@ -73,6 +96,10 @@ class Compensations(RunnerBase):
                 error = exc
             except ExpressionError as exc:
                 raise StepFailure("expression", str(exc), attempt) from None
+            except (Suspended, StepFailure):
+                raise
+            except Exception as exc:  # a misbehaving adapter: this compensation fails
+                raise StepFailure("internal", internal_message(exc), attempt) from None
             if not error.retryable or attempt >= undo.retry.max_attempts:
                 raise StepFailure(error.error_class, str(error), attempt)
             await trio.sleep(backoff_delay(undo.retry, attempt,

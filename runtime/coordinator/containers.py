@@ -15,9 +15,27 @@ from aiosrun.dsl.render import render
 from aiosrun.runtime.coordinator.frames import (
     Frame,
     Suspended,
+    child_run_id,
 )
 from aiosrun.runtime.coordinator.runner_base import RunnerBase
 from aiosrun.runtime.coordinator.runs import start_or_load
+
+
+class LimitExceeded(PermanentError):
+    error_class = "limit"
+
+
+def json_type(value: Any) -> str:
+    """A value's type as a playbook author names it (``null``, not Python's ``NoneType``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "object" if isinstance(value, dict) else type(value).__name__
 
 
 class Containers(RunnerBase):
@@ -65,7 +83,11 @@ class Containers(RunnerBase):
     async def foreach(self, body: ir.Foreach, frame: Frame, path: str) -> Any:
         items = render(body.items, self.contexts(frame))
         if not isinstance(items, list):
-            raise PermanentError(f"foreach items must be a list, got {type(items).__name__}")
+            raise PermanentError(f"foreach items must be a list, got {json_type(items)}")
+        most = self.ws.settings.limits.get("max_foreach_items")
+        if most is not None and len(items) > most:
+            raise LimitExceeded(f"foreach has {len(items)} items, more than "
+                                f"policy.limits.max_foreach_items ({most})")
         frames = [frame.child(f"{path}[{i}]/", (body.item_name, item, i))
                   for i, item in enumerate(items)]
         await self.fan_out(frames, body.max_concurrency, body.fail_fast,
@@ -77,7 +99,8 @@ class Containers(RunnerBase):
         for item_frame in frames:
             if self._frame_failed(body, item_frame) or any(
                     self.state.steps.get(item_frame.prefix + s.id) is None for s in body.steps):
-                raise PermanentError(f"foreach item {item_frame.prefix} did not succeed")
+                raise PermanentError(f"foreach item {item_frame.prefix.rstrip('/')} did not "
+                                     "succeed")
             results.append({s.id: self.state.steps[item_frame.prefix + s.id].outputs
                             for s in body.steps})
         return results
@@ -86,8 +109,7 @@ class Containers(RunnerBase):
         return any(self._failed(frame.prefix + step.id) for step in body.steps)
 
     async def call_playbook(self, body: ir.Call, frame: Frame, path: str) -> Any:
-        flat = path.replace("/", ".").replace("[", "-").replace("]", "")
-        child_id = f"{self.state.id}.{flat}"
+        child_id = child_run_id(self.state.id, path)
         inputs = render(body.args, self.contexts(frame))
         child = start_or_load(self.ws, body.playbook, inputs, run_id=child_id,
                               parent=(self.state.id, path), cause=self.state.last_seq)

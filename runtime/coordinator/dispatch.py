@@ -9,7 +9,7 @@ loads it, so every event starts each playbook once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiosrun.adapters.base import AdapterError
@@ -17,7 +17,8 @@ from aiosrun.dsl import ir
 from aiosrun.dsl.errors import ExpressionError
 from aiosrun.dsl.render import render
 from aiosrun.dsl.values import truthy
-from aiosrun.runtime.coordinator.frames import Frame
+from aiosrun.runtime.coordinator.execution import execute_run
+from aiosrun.runtime.coordinator.frames import Frame, event_context
 from aiosrun.runtime.coordinator.interpreter import OnRecord, Runner
 from aiosrun.runtime.coordinator.runs import start_or_load
 from aiosrun.runtime.log.eventlog import NewEvent, Record
@@ -30,6 +31,9 @@ MAX_ROUNDS = 1000  # events that trigger events: a bound, not a loop forever
 def emit(ws: Workspace, name: str, data: Any, source: Mapping[str, Any]) -> Record:
     return ws.log.append(NewEvent("EventEmitted", ws.masker.data(
         {"event": name, "data": data, "source": dict(source)})))
+
+
+Start = Callable[[ir.Playbook, RunState], Awaitable[RunState | None]]
 
 
 def emit_event(ws: Workspace, name: str, data: Any, source: Mapping[str, Any],
@@ -55,20 +59,25 @@ def emit_event(ws: Workspace, name: str, data: Any, source: Mapping[str, Any],
     return records[0].seq, False
 
 
-def event_context(event: Mapping[str, Any]) -> dict[str, Any]:
-    data = event.get("data")
-    context = dict(data) if isinstance(data, Mapping) else {"data": data}
-    context.setdefault("name", event["event"])
-    return context
-
-
 async def dispatch(ws: Workspace, on_record: OnRecord | None = None,
                    should_stop: Callable[[], bool] = lambda: False,
-                   on_rejected: Callable[[str], None] | None = None) -> list[RunState]:
+                   on_rejected: Callable[[str], None] | None = None,
+                   start: Start | None = None) -> list[RunState]:
     """Dispatch every pending event (and those the woken runs emit); returns the runs that
     were started or continued, in their final state. ``should_stop`` is serve's shutdown:
-    runs stop at the next step boundary, and no further event is taken."""
+    runs stop at the next step boundary, and no further event is taken. ``start`` hands a
+    run to the caller instead of executing it here (serve runs them concurrently)."""
     touched: dict[str, RunState] = {}
+
+    async def _execute(ws: Workspace, playbook: ir.Playbook, state: RunState,
+                       on_record: OnRecord | None,
+                       should_stop: Callable[[], bool]) -> RunState:
+        if start is not None:
+            return await start(playbook, state) or state
+        final = await execute_run(ws, playbook, state, on_record=on_record,
+                                  should_stop=should_stop)
+        return final or state  # None: another process has it and will carry it on
+
     for _ in range(MAX_ROUNDS):
         if should_stop():
             break
@@ -145,7 +154,8 @@ def _waiting_runs(ws: Workspace, event: Mapping[str, Any]) -> list[tuple[str, An
 
             records = ws.log.append_many([NewEvent("WaitSatisfied", ws.masker.data({
                 "path": wait.path, "by": "event", "event": event["event"],
-                "data": event.get("data"), "seq": event["seq"]}), run=state.id,
+                "data": event.get("data"), "seq": event["seq"],
+                **({"id": event["id"]} if event.get("id") else {})}), run=state.id,
                 cause=event["seq"])], guard=unsatisfied)
             if not records:
                 break  # another dispatcher woke it
@@ -190,18 +200,3 @@ def _triggered(ws: Workspace, event: Mapping[str, Any]) -> list[tuple[str, ir.Pl
                 continue
         found.append((name, playbook))
     return found
-
-
-async def _execute(ws: Workspace, playbook: ir.Playbook, state: RunState,
-                   on_record: OnRecord | None, should_stop: Callable[[], bool]) -> RunState:
-    from aiosrun.runtime.coordinator.leases import Lease
-
-    lease = Lease(ws.state_dir / "runs", state.id)
-    if not lease.try_acquire():
-        return state  # another process has it and will carry it on
-    try:
-        runner = Runner(ws, playbook, state, on_record)
-        runner.should_stop = should_stop
-        return await runner.execute()
-    finally:
-        lease.release()

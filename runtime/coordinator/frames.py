@@ -3,6 +3,7 @@ exceptions (a step failed, the run suspends) and retry delays. Pure: no I/O here
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,12 @@ class StepFailure(Exception):
         super().__init__(message)
         self.error_class = error_class
         self.attempts = attempts
+
+
+def internal_message(exc: BaseException) -> str:
+    """What an unexpected exception says to the operator: its class and its text, one line."""
+    text = " ".join(str(exc).split())
+    return f"unexpected {type(exc).__name__}" + (f": {text}" if text else "")
 
 
 class Suspended(Exception):
@@ -63,8 +70,34 @@ class Frame:
                                   "conclusion": state.conclusion, "attempts": state.attempts}
 
 
+def event_context(event: Mapping[str, Any]) -> dict[str, Any]:
+    """An event as playbooks see it (``event`` in a trigger's ``if:`` or a wait's ``match:``,
+    and a wait's outputs): its payload, with ``name`` added when the payload has none."""
+    data = event.get("data")
+    context = dict(data) if isinstance(data, Mapping) else {"data": data}
+    context.setdefault("name", event["event"])
+    return context
+
+
+def text_of(value: Any) -> str:
+    """A rendered value as a person reads it: text as is, anything else as JSON (``null``,
+    never Python's ``None``)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def render_text(text: str, contexts: Mapping[str, Any]) -> str:
-    return str(render_template(text, contexts))
+    return text_of(render_template(text, contexts))
+
+
+def child_run_id(run_id: str, path: str) -> str:
+    """The id of the child run a ``call:`` step at ``path`` starts: stable across resumes."""
+    flat = path.replace("/", ".").replace("[", "-").replace("]", "")
+    return f"{run_id}.{flat}"
 
 
 def step_template(path: str) -> str:

@@ -13,6 +13,7 @@ delays with jitter) are recorded before they are waited for, so a resumed run ke
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 from typing import Any
 
@@ -23,9 +24,12 @@ from aiosrun.adapters.base import (
     StepTimeout,
 )
 from aiosrun.dsl import ir
+from aiosrun.dsl.durations import format_duration
 from aiosrun.dsl.errors import ExpressionError
+from aiosrun.dsl.expressions import uses_status_function
 from aiosrun.dsl.render import render
 from aiosrun.dsl.values import truthy
+from aiosrun.runtime import clock
 from aiosrun.runtime.coordinator.compensation import Compensations
 from aiosrun.runtime.coordinator.containers import Containers
 from aiosrun.runtime.coordinator.frames import (
@@ -33,6 +37,7 @@ from aiosrun.runtime.coordinator.frames import (
     StepFailure,
     Suspended,
     backoff_delay,
+    internal_message,
     where,
 )
 from aiosrun.runtime.coordinator.llm_step import run_llm
@@ -69,7 +74,14 @@ class Runner(Suspensions, Containers, Compensations):
             return state
         if not state.compensating and state.status in ("running", "waiting"):
             frame = Frame("")
-            await self.run_steps(self.playbook.steps, frame)
+            with trio.move_on_after(self.time_left()) as deadline:
+                if self.time_left() > 0:
+                    await self.run_steps(self.playbook.steps, frame)
+            if deadline.cancelled_caught or self.time_left() <= 0:
+                self.failed, self.suspended = True, False
+                self._run_error = {"class": "timeout", "message": (
+                    "the run took longer than its policy.timeout "
+                    f"({format_duration(self.playbook.policy.timeout_ms or 0)})")}
             if self.suspended and not self.state.cancel_requested:
                 self.ws.log.sync()
                 self.ws.save_run_snapshot(self.state)
@@ -89,6 +101,15 @@ class Runner(Suspensions, Containers, Compensations):
         self.ws.log.sync()
         self.ws.save_run_snapshot(self.state)
         return self.state
+
+    def time_left(self) -> float:
+        """Seconds until the playbook's ``policy.timeout`` for the whole run, counted from the
+        run's start on the wall clock (a resumed run keeps its deadline)."""
+        limit = self.playbook.policy.timeout_ms
+        if limit is None or self.state.started_at is None:
+            return math.inf
+        elapsed = (clock.now() - clock.parse(self.state.started_at)).total_seconds()
+        return limit / 1000 - elapsed
 
     async def fail_run(self) -> None:
         error = self._run_error or self.first_error()
@@ -148,6 +169,16 @@ class Runner(Suspensions, Containers, Compensations):
         if done is None and not self.condition(step, frame, path):
             self.record("StepSkipped", path=path, id=step.id)
             return
+        most = self.ws.settings.limits.get("max_steps_per_run")
+        if done is None and most is not None and sum(
+                s.status != "skipped" for s in self.state.steps.values()) >= most:
+            self.record("StepStarted", path=path, id=step.id, attempt=1, key="")
+            self.record("StepFailed", path=path, id=step.id, error_class="limit",
+                        message=f"the run has started {most} steps, the most "
+                                "policy.limits.max_steps_per_run allows", attempts=1,
+                        continued=False)
+            self.failed = True
+            return
         try:
             outputs, attempts = await self.attempts(step, frame, path)
         except Suspended:
@@ -178,6 +209,8 @@ class Runner(Suspensions, Containers, Compensations):
         if step.condition is None:
             return not self.failed
         try:
+            if self.failed and not _checks_status(step.condition):
+                return False  # an if: without a status function means success() && (...)
             return truthy(render(step.condition, self.contexts(frame), functions))
         except ExpressionError as exc:
             self.record("StepStarted", path=path, id=step.id, attempt=1, key="")
@@ -229,6 +262,10 @@ class Runner(Suspensions, Containers, Compensations):
                 error = exc
             except ExpressionError as exc:
                 raise StepFailure("expression", str(exc), attempt) from None
+            except (Suspended, StepFailure):
+                raise
+            except Exception as exc:  # a misbehaving adapter or a bug: this step fails, not serve
+                raise StepFailure("internal", internal_message(exc), attempt) from None
             asks_operator = error.error_class == "needs_human" or (
                 step.escalate is not None and attempt >= step.escalate.after_attempts)
             if asks_operator and not container:
@@ -280,3 +317,13 @@ class Runner(Suspensions, Containers, Compensations):
             return self.emit(body, path, frame)
         assert isinstance(body, ir.Llm)
         return await run_llm(self, body, frame, path, attempt)
+
+
+def _checks_status(value: ir.Value) -> bool:
+    """Whether a condition calls a status function anywhere in its expressions."""
+    if isinstance(value, ir.Expr):
+        return uses_status_function(value.source)
+    if isinstance(value, ir.Interp):
+        return any(isinstance(part, ir.Expr) and uses_status_function(part.source)
+                   for part in value.parts)
+    return False

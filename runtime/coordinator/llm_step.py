@@ -78,7 +78,7 @@ async def _one_call(runner: Runner, models: Models, spec: ModelSpec, request: Mo
             answer = await models.call(spec, request,
                                        f"{runner.playbook.name}/{step_template(path)}")
         except InvalidAnswer as exc:
-            error, answer = exc, ModelAnswer(None, exc.usage)
+            error, answer = exc, ModelAnswer(None, exc.usage, exc.latency_ms)
     cost = 0.0 if cached is not None else spec.price.cost(answer.usage)
     accepted = error is None and (last or _accepts(tier, answer.output, contexts))
     runner.record("ModelCalled", path=path, attempt=attempt, tier=number, alias=spec.alias,

@@ -17,6 +17,7 @@ from aiosrun.adapters.base import (
     PermanentError,
 )
 from aiosrun.dsl import ir
+from aiosrun.dsl.diagnostics import schema_message
 from aiosrun.dsl.render import render
 from aiosrun.runtime.coordinator.frames import (
     Frame,
@@ -87,7 +88,7 @@ class RunnerBase:
         problem = next(iter(Draft202012Validator(dict(action.args)).iter_errors(args)), None)
         if problem is not None:
             where = "/".join(str(p) for p in problem.absolute_path) or "arguments"
-            raise PermanentError(f"{body.action}: {where}: {problem.message}")
+            raise PermanentError(f"{body.action}: {where}: {schema_message(problem)}")
         doubles = self.ws.doubles
         if doubles is not None:
             mocked = await doubles.call(body.action, step.id, path, attempt, args)

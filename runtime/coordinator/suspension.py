@@ -21,9 +21,40 @@ from aiosrun.runtime.coordinator.frames import (
     Frame,
     GateRejected,
     Suspended,
+    event_context,
     render_text,
+    text_of,
 )
 from aiosrun.runtime.coordinator.runner_base import RunnerBase
+from aiosrun.runtime.log.projections import GateState
+
+
+def gate_resolution(gate: GateState, action: str, outputs: Any) -> tuple[str, dict[str, Any]]:
+    """The record that settles a gate whose timeout escalated, as an escalation is settled:
+    ``retry`` asks again (the gate opens anew with its timeout), ``skip`` goes on with the
+    given outputs (an approval by default), ``abort`` rejects it (the run compensates)."""
+    if action == "retry":
+        timeout_at = None
+        if gate.timeout_at is not None and gate.opened_at:
+            timeout_at = clock.stamp(clock.now() + (clock.parse(gate.timeout_at)
+                                                    - clock.parse(gate.opened_at)))
+        return "GateOpened", {"gate": gate.gate, "path": gate.path, "message": gate.message,
+                              "show": gate.show, "timeout_at": timeout_at,
+                              "on_timeout": gate.on_timeout}
+    if action == "skip":
+        return "GateDecided", {"gate": gate.gate, "decision": "approved",
+                               "comment": "skipped by the operator", "by": "operator",
+                               **({"outputs": outputs} if outputs is not None else {})}
+    return "GateDecided", {"gate": gate.gate, "decision": "rejected",
+                           "comment": "aborted by the operator", "by": "operator"}
+
+
+def wait_outputs(satisfied: dict[str, Any]) -> dict[str, Any]:
+    """A wait's outputs: the payload of the event that ended it, shaped as ``event`` in its
+    ``match:``; a timer has no payload. (The event's name and seq are in the timeline.)"""
+    if satisfied.get("event") is None:
+        return {}
+    return event_context(satisfied)
 
 
 class Suspensions(RunnerBase):
@@ -71,26 +102,29 @@ class Suspensions(RunnerBase):
             if body.duration_ms is not None:
                 due_at = clock.stamp(now + dt.timedelta(milliseconds=body.duration_ms))
             elif body.until is not None:
-                until = str(render(body.until, self.contexts(frame)))
+                until = text_of(render(body.until, self.contexts(frame)))
                 try:
                     moment = dt.datetime.fromisoformat(until.replace("Z", "+00:00"))
-                except ValueError:
-                    raise PermanentError(f"wait until: '{until}' is not an RFC 3339 time") \
-                        from None
-                due_at = clock.stamp(moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC))
+                    due_at = clock.stamp(moment if moment.tzinfo
+                                         else moment.replace(tzinfo=dt.UTC))
+                    clock.parse(due_at)  # what the log holds must read back (year 1 does not)
+                except (ValueError, OverflowError):
+                    raise PermanentError(f"wait until: '{until}' is not an RFC 3339 time "
+                                         "between the years 1 and 9999") from None
             timeout_at = None
             if body.timeout_ms is not None:
                 timeout_at = clock.stamp(now + dt.timedelta(milliseconds=body.timeout_ms))
             self.record("WaitOpened", path=path, event=body.event, due_at=due_at,
                         timeout_at=timeout_at)
             wait = self.state.waits[path]
-        if wait.satisfied is not None:
-            return wait.satisfied
-        now = clock.now()
-        if wait.due_at is not None and now >= clock.parse(wait.due_at):
+        if wait.satisfied is None and wait.due_at is not None \
+                and clock.now() >= clock.parse(wait.due_at):
             self.record("WaitSatisfied", path=path, by="timer", event=None, data=None,
                         seq=None)
-            return self.state.waits[path].satisfied
+            wait = self.state.waits[path]
+        if wait.satisfied is not None:
+            return wait_outputs(wait.satisfied)
+        now = clock.now()
         if wait.timeout_at is not None and now >= clock.parse(wait.timeout_at):
             raise StepTimeout(f"no '{wait.event}' event arrived before {wait.timeout_at}")
         raise Suspended
@@ -107,7 +141,7 @@ class Suspensions(RunnerBase):
             timeout_at = None
             if timeout_ms is not None:
                 timeout_at = clock.stamp(clock.now() + dt.timedelta(milliseconds=timeout_ms))
-            self.record("GateOpened", gate=gate_id, path=path, message=str(rendered),
+            self.record("GateOpened", gate=gate_id, path=path, message=text_of(rendered),
                         show=shown, timeout_at=timeout_at, on_timeout=on_timeout)
             raise Suspended
         due = gate.timeout_at is not None and clock.now() >= clock.parse(gate.timeout_at)
@@ -121,6 +155,8 @@ class Suspensions(RunnerBase):
                             by="timeout")
         if gate.decision is None:
             raise Suspended
+        if gate.outputs is not None:  # an escalated gate the operator skipped
+            return dict(gate.outputs)
         if gate.decision != "approved":
             raise GateRejected(f"gate '{gate_id}' was rejected"
                                + (f": {gate.comment}" if gate.comment else ""))

@@ -101,6 +101,7 @@ class GateState:
     decided_at: str | None = None
     by: str | None = None
     escalated: bool = False
+    outputs: Any = None  # the operator's outputs when an escalated gate was skipped
 
 
 @dataclass
@@ -180,6 +181,12 @@ class RunState:
                               "seq": wait.opened_seq})
         return sorted(items, key=lambda item: item["seq"])
 
+    def pending_count(self) -> int:
+        """Open gates, escalations and waits: while any is open, the run is ``waiting``."""
+        return (sum(g.decision is None for g in self.gates.values())
+                + sum(e.action is None for e in self.escalations.values())
+                + sum(w.satisfied is None for w in self.waits.values()))
+
     def waiting_for(self) -> dict[str, Any] | None:
         """What the run waits for (DESIGN §7 ``waiting``), or None."""
         pending = self.pending()
@@ -245,8 +252,9 @@ def apply_run(state: RunState, record: Record) -> RunState:
         gate = state.gates.get(data["gate"])
         if gate is not None:
             gate.decision, gate.comment = data["decision"], data.get("comment")
+            gate.outputs = data.get("outputs")
             gate.decided_at, gate.by = record.ts, data.get("by")
-        state.status = "running"
+        state.status = "waiting" if state.pending_count() else "running"
     elif kind == "GateEscalated":
         if data["gate"] in state.gates:
             state.gates[data["gate"]].escalated = True
@@ -260,7 +268,7 @@ def apply_run(state: RunState, record: Record) -> RunState:
         if wait is not None:
             wait.satisfied = {"event": data.get("event"), "data": data.get("data"),
                               "seq": data.get("seq"), "by": data.get("by")}
-        state.status = "running"
+        state.status = "waiting" if state.pending_count() else "running"
     elif kind == "EscalationOpened":
         state.escalations[data["path"]] = EscalationState(
             data["path"], data.get("error_class", ""), data.get("message", ""),
@@ -270,7 +278,7 @@ def apply_run(state: RunState, record: Record) -> RunState:
         escalation = state.escalations.get(data["path"])
         if escalation is not None:
             escalation.action, escalation.outputs = data["action"], data.get("outputs")
-        state.status = "running"
+        state.status = "waiting" if state.pending_count() else "running"
     elif kind == "RunCancelled":
         state.status, state.compensating, state.finished_at = "cancelled", False, record.ts
     return state
@@ -334,6 +342,7 @@ class RunSummary:
     status: str
     started_at: str
     parent: str | None = None
+    open: list[str] = field(default_factory=list)  # its open gates, escalations and waits
 
 
 @dataclass
@@ -355,6 +364,10 @@ _RUN_END = {"RunSucceeded": "succeeded", "RunFailed": "failed", "RunCompensated"
             "RunCompensating": "failed", "GateOpened": "waiting", "EscalationOpened": "waiting",
             "GateDecided": "running", "EscalationResolved": "running",
             "WaitOpened": "waiting", "WaitSatisfied": "running"}
+
+
+_OPENS = {"GateOpened": "gate", "EscalationOpened": "path", "WaitOpened": "path"}
+_CLOSES = {"GateDecided": "gate", "EscalationResolved": "path", "WaitSatisfied": "path"}
 
 
 def apply_workspace(state: WorkspaceState, record: Record) -> WorkspaceState:
@@ -393,7 +406,19 @@ def apply_workspace(state: WorkspaceState, record: Record) -> WorkspaceState:
     elif record.type == "EventDispatched":
         state.pending_events.pop(int(data["seq"]), None)
     elif record.type in _RUN_END and record.run in state.runs:
-        state.runs[record.run].status = _RUN_END[record.type]
+        summary = state.runs[record.run]
+        summary.status = _RUN_END[record.type]
+        item = _OPENS.get(record.type) or _CLOSES.get(record.type)
+        if item is not None:
+            key = f"{item}:{data.get(item)}"
+            if record.type in _OPENS and key not in summary.open:
+                summary.open.append(key)
+            elif record.type in _CLOSES and key in summary.open:
+                summary.open.remove(key)
+            if summary.status in ("running", "waiting"):  # one decided, others still open
+                summary.status = "waiting" if summary.open else "running"
+        elif summary.status not in ("running", "waiting"):
+            summary.open.clear()
     return state
 
 

@@ -62,6 +62,9 @@ def timeline_of(records_of: Callable[[str], Iterable[Record]],
                     *MODEL_FIELDS):
             if record.data.get(key) is not None:
                 row[key] = record.data[key]
+        if record.type == "WaitSatisfied" and record.data.get("event"):
+            row["event"] = {key: record.data.get(key) for key in ("event", "id", "seq")
+                            if record.data.get(key) is not None}
         rows.append(row)
     children = [timeline_of(records_of, children_of, child, start)
                 for child in children_of(run_id)]

@@ -181,3 +181,51 @@ def test_needs_human_escalates_without_configuration(aiosrun: Runner, tmp_path: 
     code, run = run_json(aiosrun, "run", "flaky")
     assert code == 3 and run["waiting"]["error_class"] == "needs_human"
     assert run["waiting"]["attempts"] == 1
+
+
+SIBLINGS = """apiVersion: aiosrun/v1
+kind: Playbook
+name: siblings
+steps:
+  - id: both
+    parallel:
+      steps:
+        - id: a
+          gate: {message: "A?", timeout: 1m, on_timeout: escalate}
+        - id: b
+          gate: {message: "B?"}
+        - id: c
+          uses: debug.fail
+          with: {times: 5, error: permanent}
+          escalate: {after_attempts: 1}
+outputs:
+  a: ${{ steps.both.outputs.a }}
+"""
+
+
+def test_waiting_siblings_stay_in_the_inbox_after_one_is_settled(aiosrun: Runner,
+                                                                 tmp_path: Path) -> None:
+    workspace(tmp_path, siblings=SIBLINGS)
+    aiosrun("apply")
+    code, run = run_json(aiosrun, "run", "siblings")
+    assert code == 3
+    later = {"AIOS_NOW": "2999-01-01T00:00:00Z"}
+    assert aiosrun("resume", "--all", env=later).returncode == 0  # a's timeout escalates it
+
+    def inbox() -> dict[str, list[str]]:
+        listed = json.loads(aiosrun("inbox", "--format", "json").stdout)
+        return {item["id"]: item["commands"] for item in listed}
+
+    assert list(inbox()) == ["both/a", "both/b", "both/c"]
+    assert f"aiosrun resolve {run['id']} both/a --retry|--skip|--abort" in inbox()["both/a"]
+    code, after_a = run_json(aiosrun, "resolve", run["id"], "both/a", "--skip", "--outputs",
+                             '{"decision": "by hand"}')
+    assert code == 3 and after_a["status"] == "waiting"
+    assert list(inbox()) == ["both/b", "both/c"]
+    code, after_b = run_json(aiosrun, "approve", run["id"], "both/b")
+    assert code == 3 and after_b["status"] == "waiting"
+    assert [r["status"] for r in json.loads(aiosrun("runs", "--format", "json").stdout)] == [
+        "waiting"]
+    assert list(inbox()) == ["both/c"]
+    code, final = run_json(aiosrun, "resolve", run["id"], "both/c", "--skip")
+    assert code == 0 and final["outputs"] == {"a": {"decision": "by hand"}}

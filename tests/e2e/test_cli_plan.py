@@ -109,3 +109,14 @@ def test_validate_checks_model_aliases_against_the_workspace(aiosrun: Runner,
     # a workspace without models declares none to check against: the playbook is valid
     (tmp_path / "aios.yaml").write_text("apiVersion: aiosrun/v1\nkind: Workspace\n")
     assert aiosrun("validate", "p.yaml").returncode == 0
+
+
+def test_plan_shows_the_budget_exactly(aiosrun: Runner, tmp_path: Path) -> None:
+    from aiosrun.runtime.cli.plan import usd
+
+    (tmp_path / "p.yaml").write_text(PLAYBOOK.replace("budget_usd: 0.25", "budget_usd: 0.005"))
+    (tmp_path / "aios.yaml").write_text(WORKSPACE)
+    text = aiosrun("plan", "p.yaml")
+    assert text.returncode == 0 and "(budget $0.005)" in text.stdout, text.stdout
+    assert [usd(x) for x in (0.25, 0.5, 10, 0.0001, 0)] == [
+        "0.25", "0.50", "10.00", "0.0001", "0.00"]

@@ -214,3 +214,43 @@ def test_log_settings_and_torn_tail_warning(aiosrun: Runner, tmp_path: Path) -> 
     done = aiosrun("runs")
     assert done.returncode == 0
     assert "warning:" in done.stderr and "torn last record" in done.stderr
+
+
+READS = """apiVersion: aiosrun/v1
+kind: Playbook
+name: reads
+inputs:
+  who: {type: string, default: x}
+steps:
+  - id: ask
+    if: ${{ inputs.who == 'gate' }}
+    gate: {message: "${{ vars.missing }}"}
+  - id: each
+    if: ${{ inputs.who == 'each' }}
+    foreach:
+      items: ${{ fromJSON('[1]') }}
+      steps:
+        - id: one
+          uses: debug.fail
+          with: {times: 1, error: permanent}
+  - id: send
+    if: ${{ inputs.who == 'send' }}
+    uses: email.send
+    with: {to: "${{ vars.missing }}", subject: s, body: b}
+"""
+
+
+def test_output_a_person_reads(aiosrun: Runner, tmp_path: Path) -> None:
+    workspace(tmp_path, reads=READS)
+    assert aiosrun("apply").returncode == 0
+    (tmp_path / "bad.yaml").write_text("who: [1,\n")
+    bad = aiosrun("run", "reads", "--inputs", "bad.yaml")
+    assert bad.returncode == 1 and bad.stderr.count("error:") == 1, bad.stderr
+    gate = json.loads(aiosrun("run", "reads", "-i", "who=gate", "--format", "json").stdout)
+    assert gate["waiting"]["message"] == "null"
+    each = aiosrun("run", "reads", "-i", "who=each")
+    assert "error: foreach item each[0] did not succeed" in each.stdout, each.stdout
+    send = aiosrun("run", "reads", "-i", "who=send")
+    assert "email.send: to: null is not valid" in send.stdout, send.stdout
+    for done in (bad, each, send):
+        assert "None" not in done.stdout + done.stderr

@@ -70,8 +70,8 @@ def test_racing_dispatchers_start_each_run_and_wake_each_wait_once(tmp_path: Pat
                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                    for _ in range(2)]
         for racer in racers:
-            racer.communicate(timeout=120)
-            assert racer.returncode in (0, 3), racer.returncode
+            out, err = racer.communicate(timeout=120)
+            assert racer.returncode in (0, 3), (racer.returncode, out, err)
         found = records(root)
         assert [r["seq"] for r in found] == list(range(1, len(found) + 1))
         started = Counter(r["run"] for r in found if r["type"] == "RunStarted")

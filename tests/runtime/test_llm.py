@@ -379,3 +379,26 @@ steps:
     assert call["path"] == "order#compensate" and call["output"] == {
         "text": "Sorry, your order was cancelled."}
     assert run.cost_usd == pytest.approx(cost(SMALL, 30, 8), abs=1e-12)
+
+
+def test_a_failed_model_call_reads_as_aiosrun_and_keeps_its_duration(
+        live: Callable[..., LiveHarness], endpoint: tuple[FakeOpenAI, Answers]) -> None:
+    api, answers = endpoint
+    answers["json-1"] = [Reply("this is not JSON at all", 20, 6)]
+    h = live()
+    run = h.run("""
+steps:
+  - id: tags
+    llm:
+      model: json
+      prompt: Tag Ada
+      validation_retries: 1
+      output: {type: object, required: [tags], properties: {tags: {type: array}}}
+""")
+    step = run.steps["tags"]
+    assert step.status == "failed" and step.error is not None
+    assert step.error["message"] == (
+        "model 'json': no answer fitting the output schema after 2 attempts: the answer is "
+        "not JSON (expected ident at line 1 column 2)")
+    (call,) = [r.data for r in h.ws.log.read() if r.type == "ModelCalled"]
+    assert call["latency_ms"] > 0 and len(api.requests) == 2
