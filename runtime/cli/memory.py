@@ -6,6 +6,7 @@ commands.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from collections.abc import Iterator
@@ -45,6 +46,17 @@ def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield number, _json_object(line, f"{path}:{number}")
 
 
+def _moment(value: Any, where: str) -> dt.datetime | None:
+    """An item's ``time`` from a JSONL line (RFC 3339), so an import keeps when facts held."""
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"{where}: \"time\" must be an RFC 3339 moment, not {value!r}")
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
 def _json_object(text: str | None, where: str) -> dict[str, Any]:
     """A JSON object from an option or a JSONL line; ``where`` (``FILE:LINE`` or the option)
     positions the error."""
@@ -68,9 +80,10 @@ def _json_object(text: str | None, where: str) -> dict[str, Any]:
 @click.option("--layer", "-l", type=LAYER, default="knowledge", show_default=True)
 @click.option("--id", "item_id", help="The item's id (default: derived from its text).")
 @click.option("--metadata", help="A JSON object of metadata.")
+@click.option("--key", "fact_key", help="A fact's key: the item supersedes the one that had it.")
 @click.pass_obj
 def add(obj: Context, text: str | None, items_file: Path | None, domain: str | None,
-        layer: str, item_id: str | None, metadata: str | None) -> None:
+        layer: str, item_id: str | None, metadata: str | None, fact_key: str | None) -> None:
     """Remember TEXT, or every item of --file (in one batch)."""
     from aiosrun.runtime.memory.store import MemoryRequestError, new_item
 
@@ -83,7 +96,8 @@ def add(obj: Context, text: str | None, items_file: Path | None, domain: str | N
         items = []
         if text is not None:
             meta = _json_object(metadata, "--metadata")
-            items.append(new_item(text, default_domain, layer, item_id, meta, source="cli"))
+            items.append(new_item(text, default_domain, layer, item_id, meta, source="cli",
+                                  key=fact_key))
         else:
             assert items_file is not None
             for number, entry in _jsonl(items_file):
@@ -92,9 +106,13 @@ def add(obj: Context, text: str | None, items_file: Path | None, domain: str | N
                 meta = entry.get("metadata") or {}
                 if not isinstance(meta, dict):
                     fail(f"{items_file}:{number}:1: \"metadata\" must be an object")
+                if entry.get("key") is not None and not isinstance(entry["key"], str):
+                    fail(f"{items_file}:{number}:1: \"key\" must be a string")
+                when = _moment(entry.get("time"), f"{items_file}:{number}:1")
                 items.append(new_item(entry["text"], entry.get("domain") or default_domain,
                                       entry.get("layer") or layer, entry.get("id"), meta,
-                                      source=f"file:{items_file.name}"))
+                                      source=f"file:{items_file.name}",
+                                      key=entry.get("key"), now=when))
         try:
             ids = store.remember(items)
         except MemoryRequestError as exc:
@@ -112,10 +130,12 @@ def add(obj: Context, text: str | None, items_file: Path | None, domain: str | N
 @click.option("--mode", "-m", type=MODE, default="hybrid", show_default=True)
 @click.option("--k", "-k", "k", type=click.IntRange(1, 1000), default=5, show_default=True)
 @click.option("--where", "where", help="Metadata filters as a JSON object.")
+@click.option("--as-of", "as_of", help="Facts as they were at this moment (RFC 3339).")
 @FORMAT
 @click.pass_obj
 def search(obj: Context, query: str | None, batch_file: Path | None, domain: str | None,
-           layer: str | None, mode: str, k: int, where: str | None, fmt: str) -> None:
+           layer: str | None, mode: str, k: int, where: str | None, as_of: str | None,
+           fmt: str) -> None:
     """Search the memory: BM25, vectors, or both fused (hybrid)."""
     from aiosrun.runtime.memory.store import MemoryRequestError
 
@@ -133,13 +153,15 @@ def search(obj: Context, query: str | None, batch_file: Path | None, domain: str
                     hits = store.search(line["query"],
                                         [line["domain"]] if line.get("domain") else
                                         ([domain] if domain else None), layer,
-                                        int(line.get("k", k)), filters, line.get("mode", mode))
+                                        int(line.get("k", k)), filters, line.get("mode", mode),
+                                        line.get("as_of", as_of))
                     click.echo(json.dumps({"query": line["query"],
                                            "hits": [h.to_json() for h in hits]},
                                           ensure_ascii=False))
                 return
             assert query is not None
-            hits = store.search(query, [domain] if domain else None, layer, k, filters, mode)
+            hits = store.search(query, [domain] if domain else None, layer, k, filters, mode,
+                                as_of)
         except (MemoryRequestError, ValueError) as exc:
             fail(str(exc))
     if fmt == "json":

@@ -44,7 +44,10 @@ class Hit:
         return {"id": self.item.id, "text": self.item.text, "score": round(self.score, 6),
                 "domain": self.item.domain, "layer": self.item.layer,
                 "metadata": dict(self.item.metadata), "time": _stamp(self.item.time),
-                "source": self.item.source, "found_by": list(self.found_by)}
+                "source": self.item.source, "found_by": list(self.found_by),
+                **({"key": self.item.key, "valid_from": _stamp(self.item.time),
+                    "valid_to": _stamp(self.item.valid_to) if self.item.valid_to else None}
+                   if self.item.key else {})}
 
 
 class MemoryStore:
@@ -111,12 +114,16 @@ class MemoryStore:
 
     def search(self, query: str, domains: Sequence[str] | None = None, layer: str | None = None,
                k: int = 5, filters: Mapping[str, Any] | None = None,
-               mode: str = "hybrid") -> list[Hit]:
+               mode: str = "hybrid", as_of: str | int | None = None) -> list[Hit]:
+        """The ``k`` best items; of facts with a ``key``, the one valid now (or at
+        ``as_of``, RFC 3339 or epoch milliseconds)."""
         if mode not in MODES:
             raise MemoryRequestError(f"unknown search mode '{mode}' (modes: {', '.join(MODES)})")
         if layer is not None and layer not in LAYERS:
             raise MemoryRequestError(f"unknown layer '{layer}' (layers: {', '.join(LAYERS)})")
         filters = dict(filters or {})
+        if as_of is not None:
+            filters["as_of"] = as_of
         depth = max(k * 4, 50) if mode == "hybrid" else k
         lists: dict[str, list[tuple[str, Ranked]]] = {"bm25": [], "vector": []}
         shards = [self.shard(d) for d in (domains or self.domains)]
@@ -334,13 +341,13 @@ def sync_knowledge(store: MemoryStore, folder: Path) -> None:
 
 def new_item(text: str, domain: str, layer: str = "knowledge", item_id: str | None = None,
              metadata: Mapping[str, Any] | None = None, source: str = "",
-             now: dt.datetime | None = None) -> MemoryItem:
+             now: dt.datetime | None = None, key: str | None = None) -> MemoryItem:
     moment = now or dt.datetime.now(dt.UTC)
     if item_id is None:
         item_id = "mem-" + hashlib.sha256(f"{domain}\n{text}".encode()).hexdigest()[:16]
     return MemoryItem(id=item_id, domain=domain, text=text, layer=layer,
                       metadata=dict(metadata or {}), time=int(moment.timestamp() * 1000),
-                      source=source)
+                      source=source, key=key or None)
 
 
 def _millis(stamp: str | None) -> int:
@@ -387,14 +394,15 @@ class PlaybookMemory:
         with self.lock:
             hits = _guard(lambda: self._store().search(
                 args["query"], [args["domain"]], args.get("layer"), int(args.get("k", 5)),
-                args.get("filters") or {}, args.get("mode", "hybrid")))
+                args.get("filters") or {}, args.get("mode", "hybrid"), args.get("as_of")))
         return {"hits": [hit.to_json() for hit in hits]}
 
     def remember(self, args: Mapping[str, Any], key: str) -> dict[str, Any]:
         self._allowed(args["domain"], "remember")
         item_id = args.get("id") or "mem-" + hashlib.sha256(key.encode()).hexdigest()[:16]
         item = new_item(args["text"], args["domain"], args.get("layer", "knowledge"), item_id,
-                        args.get("metadata"), source=f"run:{self.run_id}")
+                        args.get("metadata"), source=f"run:{self.run_id}",
+                        key=args.get("key"))
         with self.lock:
             _guard(lambda: self._store().remember([item]))
         return {"id": item_id}

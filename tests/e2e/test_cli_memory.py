@@ -143,3 +143,52 @@ def test_playbooks_use_their_declared_domains_only(aiosrun: Runner, tmp_path: Pa
     invalid = aiosrun("validate", "static.yaml")
     assert invalid.returncode == 1
     assert "static.yaml:18:20:" in invalid.stdout and "[memory-domain]" in invalid.stdout
+
+
+FACT_PLAYBOOK = """apiVersion: aiosrun/v1
+kind: Playbook
+name: plan-change
+memory: [customers]
+inputs:
+  plan: {type: string}
+steps:
+  - id: keep
+    uses: memory.remember
+    with: {domain: customers, text: "Ada Lovelace is on the ${{ inputs.plan }} plan",
+           key: "customer:ada@example.com:plan"}
+  - id: find
+    uses: memory.search
+    with: {domain: customers, query: "Ada Lovelace plan", k: 5}
+outputs:
+  texts: ${{ steps.find.outputs.hits }}
+"""
+
+
+def test_facts_change_through_playbooks_and_files(aiosrun: Runner, tmp_path: Path) -> None:
+    (tmp_path / "aios.yaml").write_text(WORKSPACE)
+    (tmp_path / "plan.yaml").write_text(FACT_PLAYBOOK)
+    for plan in ("Starter", "Pro"):
+        run = aiosrun("run", "plan.yaml", "-i", f"plan={plan}", "--format", "json")
+        assert run.returncode == 0, run.stdout + run.stderr
+    hits = json.loads(run.stdout)["outputs"]["texts"]
+    assert [h["text"] for h in hits] == ["Ada Lovelace is on the Pro plan"]
+    assert hits[0]["key"] == "customer:ada@example.com:plan" and hits[0]["valid_to"] is None
+
+    items = tmp_path / "facts.jsonl"
+    items.write_text("\n".join(json.dumps(line) for line in [
+        {"id": "bob-1", "text": "Bob Marley pays by card", "domain": "customers",
+         "key": "customer:bob:payment", "time": "2026-01-01T00:00:00Z"},
+        {"id": "bob-2", "text": "Bob Marley pays by bank transfer", "domain": "customers",
+         "key": "customer:bob:payment", "time": "2026-02-01T00:00:00Z"},
+    ]) + "\n")
+    assert aiosrun("memory", "add", "--file", str(items)).returncode == 0
+    now = json.loads(aiosrun("memory", "search", "Bob Marley pays", "-d", "customers",
+                             "--format", "json").stdout)
+    assert [h["id"] for h in now] == ["bob-2"]
+    then = json.loads(aiosrun("memory", "search", "Bob Marley pays", "-d", "customers",
+                              "--as-of", "2026-01-15T00:00:00Z", "--format", "json").stdout)
+    assert [h["id"] for h in then] == ["bob-1"]
+    assert then[0]["valid_to"] == "2026-02-01T00:00:00Z"
+    items.write_text('{"text": "x", "key": 3}\n')
+    bad = aiosrun("memory", "add", "--file", str(items))
+    assert bad.returncode == 1 and "facts.jsonl:1:1: \"key\" must be a string" in bad.stderr
