@@ -8,7 +8,6 @@ already reported that).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -17,27 +16,12 @@ from jsonschema.exceptions import SchemaError
 from .diagnostics import Diagnostic
 from .durations import format_duration, parse_duration
 from .loader import Document, JsonPath
+from .steps import iter_steps
 
 CONTEXT_NAMES = frozenset(
     {"inputs", "steps", "run", "event", "vars", "secrets", "env", "output", "result",
      "index", "item", "job", "github", "matrix", "needs", "strategy", "runner"}
 )
-NESTED_BODIES = ("parallel", "foreach")
-
-
-def iter_steps(steps: Any, path: JsonPath) -> Iterator[tuple[JsonPath, dict[str, Any]]]:
-    """Every step mapping with its JSON path, nested ``parallel``/``foreach`` steps included."""
-    if not isinstance(steps, list):
-        return
-    for index, step in enumerate(steps):
-        if not isinstance(step, dict):
-            continue
-        step_path = (*path, index)
-        yield step_path, step
-        for body in NESTED_BODIES:
-            inner = step.get(body)
-            if isinstance(inner, dict):
-                yield from iter_steps(inner.get("steps"), (*step_path, body, "steps"))
 
 
 def check_playbook(doc: Document) -> list[Diagnostic]:

@@ -13,9 +13,9 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from .check import iter_steps
 from .diagnostics import Diagnostic, did_you_mean, quote_list
 from .loader import Document, JsonPath
+from .steps import iter_steps
 from .templates import has_expression
 
 Catalog = Mapping[str, Mapping[str, Any]]

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .check import iter_steps
 from .diagnostics import Diagnostic, Span, did_you_mean
 from .errors import ExpressionError
 from .expressions import Access, Context, Expression, Index, Literal, Prop, parse
 from .loader import Document, JsonPath
+from .steps import iter_steps
 from .templates import TemplateSyntaxError, has_expression, locate, split_template
 
 STEP_CONTEXTS = frozenset({"inputs", "steps", "run", "event", "vars", "secrets", "env"})

@@ -24,6 +24,7 @@ from lark.exceptions import UnexpectedToken
 from . import functions as fn
 from . import values as v
 from .errors import ExpressionError, ExpressionEvaluationError, ExpressionParsingError
+from .functions import Key as _Key
 from .lexer import GitHubLexer, tokenize
 
 MAX_DEPTH = 50
@@ -454,23 +455,6 @@ def _compile_accessor(accessor: Prop | Index | Star,
         return prop
     index = _compile(accessor.expr, text)
     return lambda value, scope: fn.access(value, _Key.of(index(scope)), scope)
-
-
-class _Key:
-    """An index value as GitHub reads it: as text (if primitive) and as a whole number."""
-
-    __slots__ = ("int", "str")
-
-    def __init__(self, text: str | None, number: int | None) -> None:
-        self.str = text
-        self.int = number
-
-    @classmethod
-    def of(cls, index: v.Value) -> _Key:
-        text = v.to_string(index) if v.is_primitive(index) else None
-        number = v.to_number(index)
-        whole = math.floor(number) if math.isfinite(number) and number >= 0 else None
-        return cls(text, whole)
 
 
 def _compile_call(node: Call, text: str) -> Evaluator:

@@ -8,18 +8,33 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from . import values as v
 from .errors import ExpressionParsingError
 
-if TYPE_CHECKING:
-    from .expressions import _Key
-
 MAX_MEMORY_BYTES = 1024 * 1024  # GitHub's limit for one evaluation
 MAX_FORMAT_ARGUMENTS = 255
+
+
+class Key:
+    """An index value as GitHub reads it: as text (if primitive) and as a whole number."""
+
+    __slots__ = ("int", "str")
+
+    def __init__(self, text: str | None, number: int | None) -> None:
+        self.str = text
+        self.int = number
+
+    @classmethod
+    def of(cls, index: v.Value) -> Key:
+        text = v.to_string(index) if v.is_primitive(index) else None
+        number = v.to_number(index)
+        whole = math.floor(number) if math.isfinite(number) and number >= 0 else None
+        return cls(text, whole)
 
 
 class Charges(Protocol):
@@ -82,7 +97,7 @@ def unknown_function_hint(name: str, known: Mapping[str, FunctionSpec]) -> str:
 
 # ---- property and index access (GitHub's filtered arrays) ---------------------------------
 
-def access(value: v.Value, key: _Key | None, scope: Charges) -> v.Value:
+def access(value: v.Value, key: Key | None, scope: Charges) -> v.Value:
     """``value[key]``, or ``value.*`` when ``key`` is None."""
     if isinstance(value, v.Arr):
         if value.filtered:
@@ -105,7 +120,7 @@ def access(value: v.Value, key: _Key | None, scope: Charges) -> v.Value:
     return v.Arr([], filtered=True) if key is None else None
 
 
-def _filtered_access(array: v.Arr, key: _Key | None, scope: Charges) -> v.Arr:
+def _filtered_access(array: v.Arr, key: Key | None, scope: Charges) -> v.Arr:
     result: list[v.Value] = []
     for item in array:
         if isinstance(item, v.Obj):

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("module", ["aiosrun.dsl"])
+@pytest.mark.parametrize("module", ["aiosrun.dsl", "aiosrun.runtime"])
 def test_all_names_resolve(module: str) -> None:
     package = importlib.import_module(module)
     for name in package.__all__:

@@ -20,6 +20,14 @@ class Context:
     def __init__(self, workspace: str | None) -> None:
         self.workspace_override = workspace
 
+    def workspace_path(self) -> Path:
+        """The workspace folder, or the command ends with the reason there is none."""
+        root = self.workspace()
+        if root is None:
+            fail("no workspace here: create aios.yaml (apiVersion: aiosrun/v1, kind: "
+                 "Workspace) or pass --workspace DIR")
+        return root
+
     def workspace(self) -> Path | None:
         from aiosrun.runtime.workspace import find_workspace
 

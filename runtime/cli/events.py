@@ -1,6 +1,6 @@
 """CLI commands for events and the long-running server: emit, serve.
 
-Registered on the group in :mod:`cli`; heavy imports stay inside the commands.
+Each parses its arguments, calls the Engine and renders what it returns.
 """
 
 from __future__ import annotations
@@ -8,31 +8,32 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from aiosrun.runtime.cli.app import Context, cli, fail
-from aiosrun.runtime.cli.runs import (
-    FORMAT,
-    dispatch_events,
-    open_workspace,
-    run_object,
-    serve_running,
-)
+from aiosrun.runtime.cli.render import FORMAT, Progress, dump, session
+
+if TYPE_CHECKING:
+    from aiosrun.runtime.engine import Engine
+
+EVENT_NAME = r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*"
 
 
 @cli.command("emit")
 @click.argument("event")
 @click.option("--data", "data_text", metavar="JSON|@FILE", help="The payload: JSON, or @file.")
+@click.option("--id", "event_id", metavar="ID",
+              help="The event's id: an event with an id already recorded is not recorded or "
+                   "dispatched again (a webhook's delivery id, say).")
 @FORMAT
 @click.pass_obj
-def emit_command(obj: Context, event: str, data_text: str | None, fmt: str) -> None:
+def emit_command(obj: Context, event: str, data_text: str | None, event_id: str | None,
+                 fmt: str) -> None:
     """Record an event; wake the runs waiting for it and start the playbooks it triggers."""
     import re
 
-    from aiosrun.runtime.coordinator.dispatch import emit
-
-    if not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", event):
+    if not re.fullmatch(EVENT_NAME, event):
         raise click.BadParameter("an event name is dot-separated words, such as "
                                  "customer.signed_up", param_hint="EVENT")
     data: Any = None
@@ -47,22 +48,36 @@ def emit_command(obj: Context, event: str, data_text: str | None, fmt: str) -> N
             data = json.loads(raw)
         except ValueError as exc:
             fail(f"--data is not JSON: {exc}")
-    ws = open_workspace(obj)
-    with ws:
-        record = emit(ws, event, data, {"cli": True})
-        if serve_running(ws):
-            click.echo(f"event {event} recorded (seq {record.seq}); serve dispatches it",
+
+    async def work(engine: Engine) -> Any:
+        engine.observers.append(Progress(quiet=fmt == "json"))
+        return await engine.emit(event, data, id=event_id, source={"cli": True}, wait=True)
+
+    result = session(obj, work)
+    if result.duplicate:
+        if fmt == "json":
+            dump(result.to_json())
+        else:
+            click.echo(f"event {event} with id {event_id} was already recorded (seq "
+                       f"{result.seq}); nothing done")
+        return
+    if not result.dispatched:
+        click.echo(f"event {event} recorded (seq {result.seq}); serve dispatches it", err=True)
+        return
+    if fmt != "json":
+        for rejected in result.rejected:
+            click.echo(f"event {event} (seq {result.seq}): playbook {rejected['playbook']} "
+                       f"rejected it: {rejected['error']} (listed in `aiosrun inbox`)",
                        err=True)
-            return
-        runs_started = dispatch_events(ws, fmt)
-        ws.save_workspace_snapshot()
     if fmt == "json":
-        click.echo(json.dumps({"seq": record.seq, "runs": [run_object(s) for s in runs_started]},
-                              indent=2, ensure_ascii=False))
-    elif not runs_started:
-        click.echo(f"event {event} recorded (seq {record.seq}); nothing was waiting for it")
-    statuses = {s.status for s in runs_started}
-    sys.exit(1 if statuses - {"succeeded", "waiting"} else 3 if "waiting" in statuses else 0)
+        dump(result.to_json())
+    elif not result.runs and not result.rejected:
+        click.echo(f"event {event} recorded (seq {result.seq}); nothing was waiting for it")
+    statuses = {run.status for run in result.runs}
+    failed = statuses & {"failed", "compensated", "cancelled", "needs_attention"}
+    if result.rejected:
+        sys.exit(1)
+    sys.exit(1 if failed else 3 if "waiting" in statuses else 0)  # running: elsewhere
 
 
 @cli.command()
@@ -78,18 +93,12 @@ def serve(obj: Context, once: bool, interval: float) -> None:
     """
     import datetime as dt
 
-    import trio
-    from aiosrun.runtime.coordinator.scheduler import Server
-
     def say(message: str) -> None:
         moment = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         click.echo(f"{moment} {message}", err=True)
 
-    ws = open_workspace(obj)
-    with ws:
-        server = Server(ws, say, interval)
-        if server.lock() is None:
-            fail("another `aiosrun serve` is already running for this workspace")
-        say(f"serving {ws.root}" + (" once" if once else f" every {interval:g}s"))
-        trio.run(server.run, once)
+    async def work(engine: Engine) -> None:
+        await engine.serve(say, once=once, interval=interval)
         say("stopped")
+
+    session(obj, work)

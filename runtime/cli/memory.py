@@ -9,14 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from aiosrun.runtime.cli.app import Context, cli, fail
-from aiosrun.runtime.cli.runs import FORMAT, open_workspace
+from aiosrun.runtime.cli.render import FORMAT, session
 
+T = TypeVar("T")
 LAYER = click.Choice(["working", "episodic", "knowledge"])
 MODE = click.Choice(["hybrid", "bm25", "vector"])
 
@@ -26,13 +27,18 @@ def memory() -> None:
     """The hybrid memory store (Tantivy BM25 + usearch vectors, per domain)."""
 
 
-def _store(ws: Any) -> Any:
+def _with_store(obj: Context, work: Callable[[Any], T]) -> T:
+    """Do ``work`` on the workspace's memory store (``engine.memory``) in one session;
+    a request the store refuses ends the command with its reason."""
     from aiosrun.runtime.memory.store import MemoryRequestError
 
-    try:
-        return ws.memory()
-    except (MemoryRequestError, RuntimeError) as exc:
-        fail(str(exc))
+    async def run(engine: Any) -> T:
+        try:
+            return work(engine.memory.store())
+        except (MemoryRequestError, ValueError) as exc:
+            fail(str(exc))
+
+    return session(obj, run)
 
 
 def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -85,13 +91,12 @@ def _json_object(text: str | None, where: str) -> dict[str, Any]:
 def add(obj: Context, text: str | None, items_file: Path | None, domain: str | None,
         layer: str, item_id: str | None, metadata: str | None, fact_key: str | None) -> None:
     """Remember TEXT, or every item of --file (in one batch)."""
-    from aiosrun.runtime.memory.store import MemoryRequestError, new_item
+    from aiosrun.runtime.memory.store import new_item
 
     if (text is None) == (items_file is None):
         fail("give either TEXT or --file ITEMS.jsonl", 2)
-    ws = open_workspace(obj)
-    with ws:
-        store = _store(ws)
+
+    def remember(store: Any) -> list[str]:
         default_domain = domain or store.domains[0]
         items = []
         if text is not None:
@@ -113,10 +118,10 @@ def add(obj: Context, text: str | None, items_file: Path | None, domain: str | N
                                       entry.get("layer") or layer, entry.get("id"), meta,
                                       source=f"file:{items_file.name}",
                                       key=entry.get("key"), now=when))
-        try:
-            ids = store.remember(items)
-        except MemoryRequestError as exc:
-            fail(str(exc))
+        ids: list[str] = store.remember(items)
+        return ids
+
+    ids = _with_store(obj, remember)
     click.echo(ids[0] if len(ids) == 1 else f"{len(ids)} items remembered")
 
 
@@ -137,33 +142,32 @@ def search(obj: Context, query: str | None, batch_file: Path | None, domain: str
            layer: str | None, mode: str, k: int, where: str | None, as_of: str | None,
            fmt: str) -> None:
     """Search the memory: BM25, vectors, or both fused (hybrid)."""
-    from aiosrun.runtime.memory.store import MemoryRequestError
 
     if (query is None) == (batch_file is None):
         fail("give either QUERY or --batch QUERIES.jsonl", 2)
     filters = _json_object(where, "--where")
-    ws = open_workspace(obj)
-    with ws:
-        store = _store(ws)
-        try:
-            if batch_file is not None:
-                for number, line in _jsonl(batch_file):
-                    if not isinstance(line.get("query"), str):
-                        fail(f"{batch_file}:{number}:1: expected a \"query\" string")
-                    hits = store.search(line["query"],
-                                        [line["domain"]] if line.get("domain") else
-                                        ([domain] if domain else None), layer,
-                                        int(line.get("k", k)), filters, line.get("mode", mode),
-                                        line.get("as_of", as_of))
-                    click.echo(json.dumps({"query": line["query"],
-                                           "hits": [h.to_json() for h in hits]},
-                                          ensure_ascii=False))
-                return
-            assert query is not None
-            hits = store.search(query, [domain] if domain else None, layer, k, filters, mode,
-                                as_of)
-        except (MemoryRequestError, ValueError) as exc:
-            fail(str(exc))
+    def find(store: Any) -> list[Any] | None:
+        if batch_file is not None:
+            for number, line in _jsonl(batch_file):
+                if not isinstance(line.get("query"), str):
+                    fail(f"{batch_file}:{number}:1: expected a \"query\" string")
+                found = store.search(line["query"],
+                                     [line["domain"]] if line.get("domain") else
+                                     ([domain] if domain else None), layer,
+                                     int(line.get("k", k)), filters, line.get("mode", mode),
+                                     line.get("as_of", as_of))
+                click.echo(json.dumps({"query": line["query"],
+                                       "hits": [h.to_json() for h in found]},
+                                      ensure_ascii=False))
+            return None
+        assert query is not None
+        hits: list[Any] = store.search(query, [domain] if domain else None, layer, k, filters,
+                                       mode, as_of)
+        return hits
+
+    hits = _with_store(obj, find)
+    if hits is None:
+        return
     if fmt == "json":
         click.echo(json.dumps([h.to_json() for h in hits], indent=2, ensure_ascii=False))
         return
@@ -194,9 +198,7 @@ def eval_command(obj: Context, qrels_file: Path, k: int, fmt: str) -> None:
                 not relevant:
             fail(f"{qrels_file}:{number}:1: expected {{\"query\": ..., \"relevant\": [ids]}}")
         qrels.append(Qrel(line["query"], tuple(str(i) for i in relevant), line.get("domain")))
-    ws = open_workspace(obj)
-    with ws:
-        results = evaluate(_store(ws), qrels, k)
+    results = _with_store(obj, lambda store: evaluate(store, qrels, k))
     if fmt == "json":
         click.echo(json.dumps(results, indent=2))
         return
@@ -217,18 +219,12 @@ def eval_command(obj: Context, qrels_file: Path, k: int, fmt: str) -> None:
 def forget(obj: Context, ids: tuple[str, ...], domain: str | None, where: str | None,
            layer: str | None) -> None:
     """Erase items for good: from both indexes and the journal."""
-    from aiosrun.runtime.memory.store import MemoryRequestError
 
     filters = _json_object(where, "--where")
     if not ids and not filters:
         fail("give item ids or --where JSON", 2)
-    ws = open_workspace(obj)
-    with ws:
-        try:
-            count = _store(ws).forget(ids, [domain] if domain else None,
-                                      layer if filters else None, filters or None)
-        except (MemoryRequestError, ValueError) as exc:
-            fail(str(exc))
+    count = _with_store(obj, lambda store: store.forget(
+        ids, [domain] if domain else None, layer if filters else None, filters or None))
     click.echo(f"{count} item(s) forgotten")
 
 
@@ -237,9 +233,7 @@ def forget(obj: Context, ids: tuple[str, ...], domain: str | None, where: str | 
 @click.pass_obj
 def stats(obj: Context, fmt: str) -> None:
     """Items per domain and layer, disk use, the embedder and the fusion weights."""
-    ws = open_workspace(obj)
-    with ws:
-        result = _store(ws).stats()
+    result = _with_store(obj, lambda store: store.stats())
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
         return
@@ -254,8 +248,6 @@ def stats(obj: Context, fmt: str) -> None:
 @click.pass_obj
 def rebuild(obj: Context) -> None:
     """Rebuild both indexes of every domain from the journals (re-embedding every item)."""
-    ws = open_workspace(obj)
-    with ws:
-        _store(ws).rebuild()
+    _with_store(obj, lambda store: store.rebuild())
     click.echo("memory rebuilt")
     sys.stdout.flush()

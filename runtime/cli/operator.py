@@ -1,62 +1,30 @@
 """CLI commands for the operator in the loop: approve, reject, resolve, inbox.
 
-Registered on the group in :mod:`cli`; heavy imports stay inside the commands.
+Each parses its arguments, calls the Engine (which records the decision and continues the
+run in this command) and renders what it returns.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from aiosrun.runtime.cli.app import Context, cli, fail
-from aiosrun.runtime.cli.runs import (
+from aiosrun.runtime.cli.app import Context, cli
+from aiosrun.runtime.cli.render import (
     FORMAT,
-    _load_run,
-    continue_run,
-    open_workspace,
-    settle_hint,
+    Progress,
+    exit_for,
+    report,
+    report_dispatched,
+    session,
 )
 
-
-def _only_gated_run(ws: Any) -> str:
-    """The one run with an open gate, for ``approve``/``reject`` without a RUN."""
-    gated = [summary.id for summary in ws.workspace_state().runs.values()
-             if summary.status == "waiting"
-             and any(g.decision is None for g in ws.run_state(summary.id).gates.values())]
-    if len(gated) != 1:
-        listed = ", ".join(gated) or "none"
-        fail(f"{len(gated)} runs wait at a gate ({listed}); name the RUN")
-    return str(gated[0])
+if TYPE_CHECKING:
+    from aiosrun.runtime.engine import Engine
 
 
-def _decide(obj: Context, run_id: str | None, gate: str | None, decision: str,
-            comment: str | None, fmt: str) -> None:
-    from aiosrun.runtime.log.eventlog import NewEvent
-    from aiosrun.runtime.log.projections import apply_run
-
-    ws = open_workspace(obj)
-    with ws:
-        run_id = run_id or _only_gated_run(ws)
-        state = _load_run(ws, run_id)
-        open_gates = [g for g in state.gates.values() if g.decision is None]
-        if gate is None:
-            if len(open_gates) != 1:
-                names = ", ".join(g.gate for g in open_gates) or "none"
-                fail(f"run {run_id} has {len(open_gates)} open gates ({names}); name one")
-            gate = open_gates[0].gate
-        chosen = state.gates.get(gate)
-        if chosen is None or chosen.decision is not None:
-            names = ", ".join(g.gate for g in open_gates) or "none"
-            fail(f"run {run_id} has no open gate '{gate}' (open: {names})")
-        record = ws.log.append(NewEvent("GateDecided", ws.masker.data({
-            "gate": gate, "decision": decision, "comment": comment, "by": "operator"}),
-            run=run_id))
-        apply_run(state, record)
-        continue_run(ws, state, fmt)
-
-
-def _gate_command(name: str, decision: str, help_text: str) -> None:
+def _gate_command(name: str, help_text: str) -> None:
     @cli.command(name, help=help_text)
     @click.argument("run_id", required=False)
     @click.argument("gate", required=False)
@@ -65,13 +33,22 @@ def _gate_command(name: str, decision: str, help_text: str) -> None:
     @click.pass_obj
     def decide(obj: Context, run_id: str | None, gate: str | None, comment: str | None,
                fmt: str) -> None:
-        _decide(obj, run_id, gate, decision, comment, fmt)
+        async def work(engine: Engine) -> Any:
+            engine.observers.append(Progress(quiet=fmt == "json"))
+            method = engine.approve if name == "approve" else engine.reject
+            result = await method(run_id, gate, comment)
+            report_dispatched(engine, fmt)
+            return result
+
+        final = session(obj, work)
+        report(final, fmt)
+        exit_for(final)
 
 
-_gate_command("approve", "approved",
+_gate_command("approve",
               "Approve a gate and continue the run. GATE may be left out when the run has "
               "one open gate, and RUN too when only one run waits at a gate.")
-_gate_command("reject", "rejected",
+_gate_command("reject",
               "Reject a gate: the run fails and its completed steps are compensated. RUN and "
               "GATE may be left out as for approve.")
 
@@ -89,9 +66,6 @@ _gate_command("reject", "rejected",
 def resolve(obj: Context, run_id: str, step: str, action: str | None,
             outputs_json: str | None, fmt: str) -> None:
     """Settle an escalated step: --retry, --skip [--outputs JSON] or --abort."""
-    from aiosrun.runtime.log.eventlog import NewEvent
-    from aiosrun.runtime.log.projections import apply_run
-
     if action is None:
         raise click.UsageError("give one of --retry, --skip or --abort")
     outputs: Any = None
@@ -102,43 +76,42 @@ def resolve(obj: Context, run_id: str, step: str, action: str | None,
             outputs = json.loads(outputs_json)
         except ValueError as exc:
             raise click.BadParameter(f"not JSON: {exc}", param_hint="--outputs") from None
-    ws = open_workspace(obj)
-    with ws:
-        state = _load_run(ws, run_id)
-        escalation = state.escalations.get(step)
-        if escalation is None or escalation.action is not None:
-            pending = [e.path for e in state.escalations.values() if e.action is None]
-            fail(f"run {run_id} has no open escalation for step '{step}' "
-                 f"(open: {', '.join(pending) or 'none'})")
-        record = ws.log.append(NewEvent("EscalationResolved", ws.masker.data({
-            "path": step, "action": action, "outputs": outputs}), run=run_id))
-        apply_run(state, record)
-        continue_run(ws, state, fmt)
+    chosen = action
+
+    async def work(engine: Engine) -> Any:
+        engine.observers.append(Progress(quiet=fmt == "json"))
+        result = await engine.resolve(run_id, step, chosen, outputs)
+        report_dispatched(engine, fmt)
+        return result
+
+    final = session(obj, work)
+    report(final, fmt)
+    exit_for(final)
 
 
 @cli.command()
+@click.option("--dismiss", "dismiss_id", metavar="ID",
+              help="Take a rejected event off the inbox (its ID as inbox lists it).")
 @FORMAT
 @click.pass_obj
-def inbox(obj: Context, fmt: str) -> None:
-    """Everything waiting for the operator, oldest first, with how to settle it."""
-    ws = open_workspace(obj)
-    with ws:
-        items: list[tuple[Any, dict[str, Any]]] = []
-        for summary in ws.workspace_state().runs.values():
-            if summary.status != "waiting":
-                continue
-            items.extend((summary, item) for item in ws.run_state(summary.id).pending())
-    items.sort(key=lambda item: item[1]["seq"])
+def inbox(obj: Context, dismiss_id: str | None, fmt: str) -> None:
+    """Everything waiting for the operator, oldest first, with how to settle it: gates,
+    escalations, waits, and events a triggered playbook rejected."""
+    if dismiss_id is not None:
+        session(obj, lambda engine: engine.dismiss(dismiss_id))
+        click.echo(f"rejected event {dismiss_id} dismissed")
+        return
+    items = session(obj, lambda engine: engine.inbox())
     if fmt == "json":
-        click.echo(json.dumps([{"run": s.id, "playbook": s.playbook, **w,
-                                "commands": settle_hint(s.id, w)} for s, w in items],
-                              indent=2, ensure_ascii=False))
+        click.echo(json.dumps([item.to_json() for item in items], indent=2,
+                              ensure_ascii=False))
         return
     if not items:
         click.echo("inbox empty: nothing waits for you")
         return
-    for summary, waiting in items:
-        click.echo(f"{waiting['since']}  {summary.id}  {summary.playbook}  "
+    for item in items:
+        waiting = item.item
+        click.echo(f"{waiting['since']}  {item.run or '-'}  {item.playbook}  "
                    f"{waiting['kind']} {waiting['id']}: {waiting['message']}")
-        for line in settle_hint(summary.id, waiting):
+        for line in item.commands:
             click.echo(f"    {line}")

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-from aiosrun.runtime.cli.app import Context, cli, fail
-from aiosrun.runtime.cli.runs import FORMAT
+from aiosrun.runtime.cli.app import Context, cli
+from aiosrun.runtime.cli.render import FORMAT, session
 
 
 @cli.command()
@@ -23,35 +23,29 @@ def plan(obj: Context, target: str, fmt: str) -> None:
     """Show what one run of PLAYBOOK (an applied name or a file) would do: its steps, its
     gates (policy approval gates included), its model tiers and the worst-case model cost."""
     from aiosrun.dsl.errors import PlaybookError
-    from aiosrun.dsl.loader import load_file
-    from aiosrun.dsl.validate import validate_document
-    from aiosrun.runtime.coordinator.plan import plan_of
-    from aiosrun.runtime.workspace import Settings, Workspace, load_settings
 
-    root = obj.workspace()
-    settings = load_settings(root) if root is not None else Settings()
     path = Path(target)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
-        try:
-            playbook = validate_document(load_file(path), obj.catalog(),
-                                         list(settings.data.get("models") or {}))
-        except PlaybookError as exc:
-            click.echo(str(exc))
-            sys.exit(1)
-    else:
-        if root is None:
-            fail(f"no playbook file '{target}' and no workspace to find it applied in")
-        with Workspace(root, settings) as ws:
-            digest = ws.workspace_state().current.get(target)
-            if digest is None:
-                fail(f"no playbook file or applied playbook named '{target}'")
-            playbook = ws.playbook(digest)
-    result = plan_of(playbook, settings.data, root or Path.cwd())
+    is_file = path.suffix in (".yaml", ".yml") and path.is_file()
+    try:
+        if obj.workspace() is None and is_file:
+            result = _plan_without_workspace(obj, path)
+        else:
+            result = session(obj, lambda engine: engine.plan(target)).to_json()
+    except PlaybookError as exc:
+        click.echo(str(exc))
+        sys.exit(1)
     if fmt == "json":
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))
         return
     for line in render_plan(result):
         click.echo(line)
+
+
+def _plan_without_workspace(obj: Context, path: Path) -> dict[str, Any]:
+    """A playbook file's plan with no workspace around it: every setting at its default."""
+    from aiosrun.runtime.engine import Engine
+
+    return Engine.plan_file(path, obj.catalog()).to_json()
 
 
 def render_plan(plan: dict[str, Any]) -> list[str]:

@@ -10,76 +10,7 @@ from typing import Any
 
 import click
 from aiosrun.runtime.cli.app import Context, cli
-from aiosrun.runtime.cli.runs import (
-    FORMAT,
-    _load_run,
-    open_workspace,
-)
-
-
-def timeline_of(ws: Any, run_id: str, origin: Any = None) -> dict[str, Any]:
-    """One run's history as a tree: what started it, its events with times and step
-    durations, and its child runs nested under the steps that called them."""
-    import datetime as dt
-
-    def moment(ts: str) -> dt.datetime:
-        return dt.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ")
-
-    records = list(ws.log.read_run(run_id))
-    start = origin or (moment(records[0].ts) if records else dt.datetime.now())
-    first = records[0] if records else None
-    started_by: dict[str, Any] | None = None
-    if first is not None and first.type == "RunStarted":
-        data = first.data
-        if data.get("parent"):
-            started_by = {"kind": "call", "run": data["parent"], "step": data["parent_step"],
-                          "seq": first.cause}
-        elif isinstance(data.get("trigger"), dict) and "schedule" in data["trigger"]:
-            started_by = {"kind": "schedule", **data["trigger"]}
-        elif data.get("trigger"):
-            started_by = {"kind": "event", "event": data["trigger"].get("name"),
-                          "seq": first.cause}
-        else:
-            started_by = {"kind": "operator"}
-    opened: dict[str, dt.datetime] = {}
-    rows = []
-    for record in records:
-        at = moment(record.ts)
-        path = record.data.get("path")
-        duration = None
-        if record.type == "StepStarted" and path not in opened:
-            opened[path] = at
-        elif record.type in ("StepSucceeded", "StepFailed") and path in opened:
-            duration = (at - opened[path]).total_seconds()
-        row = {"seq": record.seq, "at": (at - start).total_seconds(), "type": record.type,
-               "path": path, "duration": duration, "attempt": record.data.get("attempt"),
-               "cause": record.cause}
-        for key in ("decision", "comment", "by", "error_class", "message", "action", "gate",
-                    *MODEL_FIELDS):
-            if record.data.get(key) is not None:
-                row[key] = record.data[key]
-        rows.append(row)
-    children = [timeline_of(ws, child.id, start)
-                for child in ws.workspace_state().runs.values() if child.parent == run_id]
-    return {"run": run_id, "started_by": started_by, "events": rows, "children": children}
-
-
-MODEL_FIELDS = ("tier", "alias", "model", "input_tokens", "output_tokens", "cost_usd",
-                "latency_ms", "cached", "accepted", "error")
-
-
-def describe_model_call(data: dict[str, Any]) -> str:
-    """``tier 1 small (gpt-4o-mini): 812+95 tokens, $0.000179, 640 ms, not accepted``."""
-    text = (f"tier {data.get('tier')} {data.get('alias')} ({data.get('model')}): "
-            f"{data.get('input_tokens', 0)}+{data.get('output_tokens', 0)} tokens, "
-            f"${float(data.get('cost_usd') or 0):.6f}")
-    if data.get("cached"):
-        text += ", from the cache"
-    elif data.get("latency_ms") is not None:
-        text += f", {float(data['latency_ms']):.0f} ms"
-    if data.get("error"):
-        return text + f", failed: {data['error']}"
-    return text + (", accepted" if data.get("accepted") else ", not accepted")
+from aiosrun.runtime.cli.render import FORMAT, describe_model_call, session
 
 
 def _describe(row: dict[str, Any]) -> str:
@@ -138,10 +69,7 @@ def timeline(obj: Context, run_id: str, fmt: str) -> None:
     from rich.console import Console
     from rich.tree import Tree
 
-    ws = open_workspace(obj)
-    with ws:
-        _load_run(ws, run_id)
-        tree = timeline_of(ws, run_id)
+    tree = session(obj, lambda engine: engine.timeline(run_id)).to_json()
     if fmt == "json":
         click.echo(json.dumps(tree, indent=2, ensure_ascii=False))
         return

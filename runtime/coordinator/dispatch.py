@@ -32,6 +32,29 @@ def emit(ws: Workspace, name: str, data: Any, source: Mapping[str, Any]) -> Reco
         {"event": name, "data": data, "source": dict(source)})))
 
 
+def emit_event(ws: Workspace, name: str, data: Any, source: Mapping[str, Any],
+               event_id: str | None = None) -> tuple[int, bool]:
+    """Record an event once per ``event_id``: returns its seq and whether it was already
+    recorded (then nothing was appended). The check and the append are one step under the
+    log's lock, so two processes given the same id record it once."""
+    if event_id is None:
+        return emit(ws, name, data, source).seq, False
+    known: list[int] = []
+
+    def unseen() -> bool:
+        seq = ws.workspace_state().event_ids.get(event_id)
+        if seq is not None:
+            known.append(seq)
+        return seq is None
+
+    records = ws.log.append_many([NewEvent("EventEmitted", ws.masker.data(
+        {"event": name, "data": data, "id": event_id, "source": dict(source)}))],
+        guard=unseen)
+    if not records:
+        return known[0], True
+    return records[0].seq, False
+
+
 def event_context(event: Mapping[str, Any]) -> dict[str, Any]:
     data = event.get("data")
     context = dict(data) if isinstance(data, Mapping) else {"data": data}
@@ -40,7 +63,8 @@ def event_context(event: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def dispatch(ws: Workspace, on_record: OnRecord | None = None,
-                   should_stop: Callable[[], bool] = lambda: False) -> list[RunState]:
+                   should_stop: Callable[[], bool] = lambda: False,
+                   on_rejected: Callable[[str], None] | None = None) -> list[RunState]:
     """Dispatch every pending event (and those the woken runs emit); returns the runs that
     were started or continued, in their final state. ``should_stop`` is serve's shutdown:
     runs stop at the next step boundary, and no further event is taken."""
@@ -67,8 +91,11 @@ async def dispatch(ws: Workspace, on_record: OnRecord | None = None,
                 loaded, state = start_or_load(ws, name, inputs, run_id=run_id,
                                               trigger=event_context(event), cause=seq)
             except AdapterError as exc:  # bad inputs: recorded on the event, nothing started
-                ws.log.append(NewEvent("EventRejected", {"seq": seq, "playbook": name,
-                                                         "error": str(exc)}, cause=seq))
+                ws.log.append(NewEvent("EventRejected", ws.masker.data({
+                    "seq": seq, "event": event["event"], "playbook": name,
+                    "error": str(exc)}), cause=seq))
+                if on_rejected is not None:
+                    on_rejected(f"event {event['event']} (seq {seq}) rejected by {name}: {exc}")
                 continue
             started.append(run_id)
             touched[run_id] = await _execute(ws, loaded, state, on_record, should_stop)
@@ -106,11 +133,19 @@ def _waiting_runs(ws: Workspace, event: Mapping[str, Any]) -> list[tuple[str, An
                 continue
             if not _matches(ws, playbook, state, wait.path, event):
                 continue
-            record = ws.log.append(NewEvent("WaitSatisfied", ws.masker.data({
+            path = wait.path
+
+            def unsatisfied(run_id: str = state.id, path: str = path) -> bool:
+                fresh = ws.run_state(run_id).waits.get(path)
+                return fresh is not None and fresh.satisfied is None
+
+            records = ws.log.append_many([NewEvent("WaitSatisfied", ws.masker.data({
                 "path": wait.path, "by": "event", "event": event["event"],
                 "data": event.get("data"), "seq": event["seq"]}), run=state.id,
-                cause=event["seq"]))
-            apply_run(state, record)
+                cause=event["seq"])], guard=unsatisfied)
+            if not records:
+                break  # another dispatcher woke it
+            apply_run(state, records[0])
             found.append((state.id, playbook, state))
             break
     return found

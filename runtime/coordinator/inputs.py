@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiosrun.adapters.base import PermanentError
 from aiosrun.dsl import ir
+from aiosrun.runtime.errors import InvalidInputs
 from jsonschema import Draft202012Validator
 
 
 def check_inputs(playbook: ir.Playbook, given: dict[str, Any]) -> dict[str, Any]:
-    """The inputs with defaults applied; raises :class:`PermanentError` naming each problem."""
+    """The inputs with defaults applied; raises :class:`InvalidInputs` naming each problem."""
     schemas = {name: ir.thaw(schema) for name, schema in playbook.inputs.items()}
     unknown = sorted(set(given) - set(schemas))
     problems = [f"unknown input '{name}' (declared: {', '.join(schemas) or 'none'})"
@@ -29,5 +29,5 @@ def check_inputs(playbook: ir.Playbook, given: dict[str, Any]) -> dict[str, Any]
             problems.append(f"input '{name}{'/' + where if where else ''}': {error.message}")
         values[name] = value
     if problems:
-        raise PermanentError("; ".join(problems))
+        raise InvalidInputs(problems)
     return values

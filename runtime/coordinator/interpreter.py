@@ -139,7 +139,10 @@ class Runner(Suspensions, Containers, Compensations):
         if done is not None and done.status in ("succeeded", "skipped", "failed", "cancelled"):
             if done.status == "failed" and not done.continued:
                 self.failed = True
-            return
+            if done.status != "cancelled" or self.state.cancel_requested:
+                return
+            # cancelled from outside (the process left the run, as a crash would): it
+            # resumes like an interrupted attempt, with the same idempotency key
         if done is None and not self.condition(step, frame, path):
             self.record("StepSkipped", path=path, id=step.id)
             return

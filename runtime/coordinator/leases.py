@@ -30,6 +30,10 @@ class Lease:
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
 
+    def close(self) -> None:
+        """Give up a lease that was never acquired."""
+        os.close(self.fd)
+
 
 def serve_running(state_dir: Path) -> bool:
     """Whether `aiosrun serve` holds the workspace (then it dispatches events and timers)."""

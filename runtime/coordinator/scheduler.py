@@ -78,7 +78,8 @@ class Server:
                 continue
             await self.execute(self.ws.playbook(run.digest), run, "resumed")
         if not self.stopping:
-            for run in await dispatch(self.ws, should_stop=lambda: self.stopping):
+            for run in await dispatch(self.ws, should_stop=lambda: self.stopping,
+                                      on_rejected=self.say):
                 self.say(f"event: run {run.id} ({run.playbook}) {run.status}")
         if not self.stopping:
             await self.schedules(now)

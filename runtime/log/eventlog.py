@@ -114,7 +114,7 @@ def decode(line: bytes, file: Path, number: int) -> Record:
         raise LogCorrupted(file, number, f"not a record: {exc}") from None
 
 
-def _line_seq(line: bytes) -> int:
+def line_seq(line: bytes) -> int:
     """The seq of an encoded line, read from its fixed prefix ``{"seq":N,``."""
     end = line.find(b",", 7)
     try:
@@ -216,11 +216,19 @@ class EventLog:
     def append(self, event: NewEvent) -> Record:
         return self.append_many([event])[0]
 
-    def append_many(self, events: Sequence[NewEvent]) -> list[Record]:
+    def append_many(self, events: Sequence[NewEvent],
+                    guard: Callable[[], bool] | None = None) -> list[Record]:
+        """Append ``events`` as one batch. ``guard``, when given, is asked under the lock once
+        this process has caught up with every other's appends: when it says False nothing is
+        appended and the result is empty. That makes check-then-append decisions (has this
+        run started, is this gate still open, was this event id seen) atomic across
+        processes."""
         if self._fd is None:
             raise LogError("the event log is not open")
         with self._locked():
             self._catch_up()
+            if guard is not None and not guard():
+                return []
             ts = format_ts(self.now())
             records = []
             chunks = []
@@ -411,7 +419,7 @@ class EventLog:
                 for number, line in enumerate(handle, start=1):
                     if not line.endswith(b"\n"):
                         break  # a torn tail another writer is still completing
-                    if from_seq > 1 and _line_seq(line) < from_seq:
+                    if from_seq > 1 and line_seq(line) < from_seq:
                         continue
                     if marker is not None and marker not in line[:200]:
                         continue
@@ -425,13 +433,22 @@ class EventLog:
             yield record
 
     def read_run(self, run: str, from_seq: int = 1) -> Iterator[Record]:
-        """One run's records, reading only the segments the index names for it."""
-        segments = set(self._index.get(run, ()))
+        """One run's records, reading only the segments the index names for it (after
+        catching up with the index lines other processes added)."""
+        if self._lock_fd is not None:
+            self._read_index_tail()
+        segments: set[str] | None = set(self._index.get(run, ()))
         if not segments:
-            return
+            segments = None  # a writer between its record and its index line: scan all
         for _, record in self._scan(from_seq, only=segments, run=run):
             if record.run == run:
                 yield record
 
     def runs(self) -> list[str]:
         return list(self._index)
+
+    def has_run(self, run: str) -> bool:
+        """Whether the run has records (index lines other processes added included)."""
+        if run not in self._index and self._lock_fd is not None:
+            self._read_index_tail()
+        return run in self._index

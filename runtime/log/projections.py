@@ -11,7 +11,8 @@ Event types (past tense; ``run`` is set on run events):
     PlaybookApplied      name, digest, source, commit, ir       a new current version
     PlaybookVersionRecorded  same, for a version run from a file without apply
     PlaybookRemoved      name
-    RunStarted           playbook, digest, inputs, parent, parent_step, trigger
+    RunStarted           playbook, digest, inputs, parent, parent_step, trigger,
+                         idempotency_key (when the starter gave one)
     StepStarted          path, id, attempt, key (a resumed attempt repeats its number)
     StepAttemptFailed    path, attempt, error_class, message, retry_in
     StepSucceeded        path, outputs, attempts
@@ -30,9 +31,12 @@ Event types (past tense; ``run`` is set on run events):
     EscalationResolved   path, action (retry | skip | abort), outputs
     WaitOpened           path, event, due_at, timeout_at
     WaitSatisfied        path, by (event | timer), event, data, seq
-    EventEmitted         event, data, key, source   (workspace level: no run)
+    EventEmitted         event, data, key, id, source   (workspace level: no run; ``id`` is
+                         the caller's event id, recorded once)
     EventDispatched      seq, started, woke
-    EventRejected        seq, playbook, error   (a triggered run's inputs did not fit)
+    EventRejected        seq, event, playbook, error   (a triggered run's inputs did not fit;
+                         listed in the inbox until dismissed)
+    EventRejectionDismissed  id   (``SEQ-PLAYBOOK`` of a rejection the operator has seen)
     ModelCalled          path, attempt, tier, alias, provider, model, input_tokens,
                          output_tokens, cost_usd, latency_ms, cached, accepted, key, output,
                          error (one call of an ``llm:`` step; the run's cost sums them)
@@ -333,6 +337,9 @@ class WorkspaceState:
     last_seq: int = 0
     pending_events: dict[int, dict[str, Any]] = field(default_factory=dict)  # seq -> event
     event_keys: dict[str, int] = field(default_factory=dict)  # emit key -> seq
+    event_ids: dict[str, int] = field(default_factory=dict)  # caller's event id -> seq
+    idempotency_keys: dict[str, str] = field(default_factory=dict)  # start key -> run id
+    rejected: dict[str, dict[str, Any]] = field(default_factory=dict)  # SEQ-PLAYBOOK -> why
     spend: dict[str, float] = field(default_factory=dict)  # UTC day -> model spend in USD
 
 
@@ -357,14 +364,25 @@ def apply_workspace(state: WorkspaceState, record: Record) -> WorkspaceState:
     elif record.type == "RunStarted" and record.run is not None:
         state.runs[record.run] = RunSummary(record.run, data["playbook"], "running", record.ts,
                                             data.get("parent"))
+        if data.get("idempotency_key"):
+            state.idempotency_keys.setdefault(data["idempotency_key"], record.run)
     elif record.type == "EventEmitted":
         state.pending_events[record.seq] = {"event": data["event"], "data": data.get("data"),
                                             "seq": record.seq, "ts": record.ts}
         if data.get("key"):
             state.event_keys[data["key"]] = record.seq
+        if data.get("id"):
+            state.event_ids.setdefault(str(data["id"]), record.seq)
     elif record.type == "ModelCalled":
         day = record.ts[:10]
         state.spend[day] = round(state.spend.get(day, 0.0) + float(data.get("cost_usd", 0)), 12)
+    elif record.type == "EventRejected":
+        key = f"{data['seq']}-{data['playbook']}"
+        state.rejected[key] = {"id": key, "seq": record.seq, "event_seq": data["seq"],
+                               "event": data.get("event"), "playbook": data["playbook"],
+                               "error": data.get("error", ""), "ts": record.ts}
+    elif record.type == "EventRejectionDismissed":
+        state.rejected.pop(str(data["id"]), None)
     elif record.type == "EventDispatched":
         state.pending_events.pop(int(data["seq"]), None)
     elif record.type in _RUN_END and record.run in state.runs:
@@ -412,6 +430,9 @@ def load_workspace_snapshot(path: Path) -> WorkspaceState | None:
             last_seq=raw["last_seq"],
             pending_events={int(k): v for k, v in raw.get("pending_events", {}).items()},
             event_keys=raw.get("event_keys", {}),
+            event_ids=raw.get("event_ids", {}),
+            idempotency_keys=raw.get("idempotency_keys", {}),
+            rejected=raw.get("rejected", {}),
             spend=raw.get("spend", {}),
         )
     except (OSError, ValueError, KeyError, TypeError):
