@@ -238,8 +238,62 @@ def episodes_domain(store: MemoryStore) -> str:
     return "operations" if "operations" in store.domains else store.domains[0]
 
 
+# actions that only read: a run of one such step, with no decision, is not an episode
+READS = frozenset({"memory.search", "debug.echo", "debug.sleep", "files.read",
+                   "files.read_csv", "billing.list_invoices", "billing.list_payments"})
+EPISODES = ("auto", "always", "never")
+
+
+def episode_policy(settings: Mapping[str, Any], playbook: str) -> str:
+    """``memory.episodes`` of ``aios.yaml``: a mode for every playbook, or
+    ``{default: MODE, playbooks: {NAME: MODE}}``; ``auto`` (the default) leaves out runs
+    of note to no one."""
+    chosen = settings.get("episodes", "auto")
+    if isinstance(chosen, Mapping):
+        chosen = (chosen.get("playbooks") or {}).get(playbook, chosen.get("default", "auto"))
+    return str(chosen) if chosen in EPISODES else "auto"
+
+
+def of_note(state: Any, ws: Any) -> bool:
+    """Whether a finished run is worth an episode: it did not succeed, took a decision
+    (a gate, an escalation, a wait), asked a model, ran more than one step, or acted."""
+    if state.status != "succeeded" or state.gates or state.escalations or state.waits:
+        return True
+    if state.cost_usd or len(state.steps) > 1:
+        return True
+    try:
+        steps = list(ws.playbook(state.digest).walk())
+    except (KeyError, LookupError, ValueError, OSError):
+        return True
+    from aiosrun.dsl.ir import Uses
+
+    return len(steps) > 1 or any(not isinstance(step.body, Uses) or step.body.action not in READS
+                                 for step in steps)
+
+
+def episode(state: Any, domain: str) -> MemoryItem:
+    """A run as a summary: playbook, outcome, key outputs and a short text, with the run
+    id (``aiosrun timeline RUN`` shows the detailed log)."""
+    outputs = state.outputs if isinstance(state.outputs, Mapping) else {}
+    key_outputs = {name: value if isinstance(value, (int, float, bool)) or value is None
+                   else str(value)[:80] for name, value in list(outputs.items())[:6]}
+    shown = "; ".join(f"{name}: {value}" for name, value in key_outputs.items())
+    text = (f"Playbook {state.playbook} {state.status}"
+            + (f" on {state.finished_at[:10]}" if state.finished_at else "")
+            + (f": {shown}" if shown else "")
+            + (f"; error: {str(state.error.get('message', ''))[:160]}" if state.error else ""))
+    return MemoryItem(
+        id=f"episode:{state.id}", domain=domain, text=text[:400], layer="episodic",
+        metadata={"playbook": state.playbook, "outcome": state.status, "run_id": state.id,
+                  "timeline": f"aiosrun timeline {state.id}", "outputs": key_outputs,
+                  "steps": len(state.steps), "cost_usd": state.cost_usd,
+                  "inputs_digest": hashlib.sha256(json.dumps(
+                      state.inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]},
+        time=_millis(state.finished_at), source=f"run:{state.id}")
+
+
 def sync_episodes(store: MemoryStore, ws: Any) -> None:
-    """Record each finished top-level run as an episodic item, once (from the event log)."""
+    """Record each finished top-level run of note as an episode, once (from the log)."""
     from aiosrun.runtime.log.projections import TERMINAL
 
     domain = episodes_domain(store)
@@ -255,23 +309,15 @@ def sync_episodes(store: MemoryStore, ws: Any) -> None:
     fresh = [r for r in done if r.id not in seen["runs"]]
     if not fresh:
         return
+    settings = ws.settings.data.get("memory") or {}
     items = []
     for summary in fresh:
         state = ws.run_state(summary.id)
-        outputs = json.dumps(state.outputs, ensure_ascii=False, default=str)[:600]
-        text = (f"Run {state.id} of playbook {state.playbook} {state.status}"
-                + (f" at {state.finished_at}" if state.finished_at else "")
-                + f"; cost ${state.cost_usd:.4f}; outputs: {outputs}")
-        if state.error:
-            text += f"; error: {state.error.get('message', '')}"
-        items.append(MemoryItem(
-            id=f"episode:{state.id}", domain=domain, text=text, layer="episodic",
-            metadata={"playbook": state.playbook, "outcome": state.status,
-                      "cost_usd": state.cost_usd,
-                      "inputs_digest": hashlib.sha256(json.dumps(
-                          state.inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]},
-            time=_millis(state.finished_at), source=f"run:{state.id}"))
-    store.remember(items)
+        policy = episode_policy(settings, state.playbook)
+        if policy == "always" or (policy == "auto" and of_note(state, ws)):
+            items.append(episode(state, domain))
+    if items:
+        store.remember(items)
     seen["runs"].update({r.id: r.status for r in fresh})
     marker.write_text(json.dumps(seen), "utf-8")
 

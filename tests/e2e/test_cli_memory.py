@@ -192,3 +192,40 @@ def test_facts_change_through_playbooks_and_files(aiosrun: Runner, tmp_path: Pat
     items.write_text('{"text": "x", "key": 3}\n')
     bad = aiosrun("memory", "add", "--file", str(items))
     assert bad.returncode == 1 and "facts.jsonl:1:1: \"key\" must be a string" in bad.stderr
+
+
+def _playbook(name: str, steps: str) -> str:
+    return (f"apiVersion: aiosrun/v1\nkind: Playbook\nname: {name}\nmemory: [customers]\n"
+            f"steps:\n{steps}outputs:\n  done: \"yes\"\n")
+
+
+LOOKUP = "  - id: look\n    uses: memory.search\n    with: {domain: customers, query: ada}\n"
+WRITE = ("  - id: save\n    uses: files.write\n"
+         "    with: {path: out/report.txt, content: \"quarterly report\"}\n")
+
+
+def test_episodes_are_summaries_of_runs_of_note(aiosrun: Runner, tmp_path: Path) -> None:
+    (tmp_path / "aios.yaml").write_text(
+        WORKSPACE + "memory:\n  episodes:\n    default: auto\n    playbooks:\n"
+        "      audited-lookup: always\n      noisy: never\n")
+    (tmp_path / "lookup.yaml").write_text(_playbook("lookup", LOOKUP))
+    (tmp_path / "audited.yaml").write_text(_playbook("audited-lookup", LOOKUP))
+    (tmp_path / "report.yaml").write_text(_playbook("report", WRITE))
+    (tmp_path / "noisy.yaml").write_text(_playbook("noisy", WRITE + LOOKUP))
+    runs = {}
+    for name in ("lookup", "audited", "report", "noisy"):
+        run = aiosrun("run", f"{name}.yaml", "--format", "json")
+        assert run.returncode == 0, run.stdout + run.stderr
+        runs[name] = json.loads(run.stdout)["id"]
+    found = json.loads(aiosrun("memory", "search", "Playbook succeeded", "-d", "operations",
+                               "--layer", "episodic", "-k", "10", "--format", "json").stdout)
+    by_playbook = {hit["metadata"]["playbook"]: hit for hit in found}
+    # a lone read is not an episode unless asked for; `never` keeps even an effect out
+    assert sorted(by_playbook) == ["audited-lookup", "report"]
+    report = by_playbook["report"]
+    assert report["metadata"]["run_id"] == runs["report"]
+    assert report["metadata"]["timeline"] == f"aiosrun timeline {runs['report']}"
+    assert report["metadata"]["outputs"] == {"done": "yes"}
+    assert report["text"].startswith("Playbook report succeeded on ") and len(report["text"]) < 400
+    timeline = aiosrun("timeline", report["metadata"]["run_id"])
+    assert timeline.returncode == 0 and "save" in timeline.stdout
