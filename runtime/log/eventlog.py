@@ -256,6 +256,9 @@ class EventLog:
     def _catch_up(self) -> None:
         """Another process may have appended (or rotated) since our last batch."""
         assert self._fd is not None and self._segment is not None
+        if os.stat(self._segment).st_ino != os.fstat(self._fd).st_ino:
+            self._open_segment(self._segment)  # a redaction replaced the file (redaction.py)
+            self._size = -1
         size = os.fstat(self._fd).st_size
         if size >= self.segment_bytes:  # someone filled it: they have started the next one
             segments = self.segments()

@@ -331,6 +331,21 @@ class Shard:
             entry = {"op": "drop", "ids": list(ids)}
             self._apply([entry], self._append([entry]))
 
+    def texts(self, ids: Iterable[str]) -> list[str]:
+        """Every text the journal holds for these ids (each version of an upserted item)."""
+        wanted = set(ids)
+        if not wanted:
+            return []
+        return list(dict.fromkeys(e["item"]["text"] for e in self._read_journal()
+                                  if e["op"] == "add" and e["item"]["id"] in wanted))
+
+    def ids_holding(self, texts: Sequence[str]) -> list[str]:
+        """Items whose text or metadata contains one of ``texts`` (copies of them)."""
+        needles = [t for t in texts if len(t) >= 8]
+        return [e["item"]["id"] for e in self._read_journal() if e["op"] == "add" and any(
+            n in json.dumps(e["item"], ensure_ascii=False) or n in e["item"]["text"]
+            for n in needles)]
+
     def forget(self, ids: Iterable[str]) -> int:
         wanted = set(ids)
         if not wanted:

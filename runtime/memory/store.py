@@ -60,6 +60,8 @@ class MemoryStore:
         self.fusion = fusion or default_fusion(embedder)
         self.mask = mask or (lambda value: value)  # secrets never reach the journal
         self._shards: dict[str, Shard] = {}
+        # set by open_store: rewrites the event log's copies of forgotten texts
+        self.redactor: Callable[[list[str]], Any] | None = None
 
     def shard(self, domain: str) -> Shard:
         if domain not in self.domains:
@@ -88,17 +90,28 @@ class MemoryStore:
         return [item.id for item in items]
 
     def forget(self, ids: Iterable[str] = (), domains: Sequence[str] | None = None,
-               layer: str | None = None, filters: Mapping[str, Any] | None = None) -> int:
-        """Erase items for good: by id, or every item matching ``layer``/``filters``."""
+               layer: str | None = None, filters: Mapping[str, Any] | None = None,
+               redact: bool = True) -> int:
+        """Erase items for good: by id, or every item matching ``layer``/``filters``; with
+        ``redact``, their texts leave the event log too (:mod:`aiosrun.runtime.log.redaction`)."""
         wanted = set(ids)
         count = 0
+        texts: list[str] = []
         for domain in domains or self.domains:
             shard = self.shard(domain)
             chosen = set(wanted)
             if layer or filters:
                 keys = shard.filtered_keys(layer, filters or {})
                 chosen |= {item.id for item in shard.items(keys).values()}
+            texts += shard.texts(chosen)
             count += shard.forget(chosen)
+        if redact and texts:
+            for domain in self.domains:  # copies: an episode whose outputs held the text
+                if (self.folder / domain).exists():
+                    shard = self.shard(domain)
+                    shard.forget(shard.ids_holding(texts))
+            if self.redactor is not None:
+                self.redactor(texts)
         return count
 
     def drop_working(self, run_id: str, domains: Sequence[str] | None = None) -> None:
@@ -224,6 +237,13 @@ def open_store(ws: Any) -> MemoryStore:
     embedder = make_embedder(settings.get("embedder") or {}, ws.secrets)
     fusion = fusion_settings(settings.get("fusion") or {}, embedder)
     store = MemoryStore(ws.state_dir / "memory", embedder, domains, fusion, ws.masker.data)
+
+    def redactor(texts: list[str]) -> None:
+        from aiosrun.runtime.log.redaction import redact
+
+        redact(ws.log, texts, ws.snapshots)
+
+    store.redactor = redactor
     catch_up(store, ws)
     return store
 
@@ -276,7 +296,8 @@ def episode(state: Any, domain: str) -> MemoryItem:
     id (``aiosrun timeline RUN`` shows the detailed log)."""
     outputs = state.outputs if isinstance(state.outputs, Mapping) else {}
     key_outputs = {name: value if isinstance(value, (int, float, bool)) or value is None
-                   else str(value)[:80] for name, value in list(outputs.items())[:6]}
+                   else value[:80] for name, value in list(outputs.items())[:6]
+                   if isinstance(value, (str, int, float, bool)) or value is None}
     shown = "; ".join(f"{name}: {value}" for name, value in key_outputs.items())
     text = (f"Playbook {state.playbook} {state.status}"
             + (f" on {state.finished_at[:10]}" if state.finished_at else "")
@@ -456,7 +477,10 @@ class PlaybookMemory:
     def forget(self, args: Mapping[str, Any]) -> dict[str, Any]:
         self._allowed(args["domain"], "forget")
         with self.lock:
-            count = _guard(lambda: self._store().forget([args["id"]], [args["domain"]]))
+            # inside a run the log is the run's own (appended from the trio thread), so a
+            # playbook's forget erases memory but leaves the log to `aiosrun memory forget`
+            count = _guard(lambda: self._store().forget([args["id"]], [args["domain"]],
+                                                       redact=False))
         return {"forgotten": count}
 
 

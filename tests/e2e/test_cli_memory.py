@@ -229,3 +229,58 @@ def test_episodes_are_summaries_of_runs_of_note(aiosrun: Runner, tmp_path: Path)
     assert report["text"].startswith("Playbook report succeeded on ") and len(report["text"]) < 400
     timeline = aiosrun("timeline", report["metadata"]["run_id"])
     assert timeline.returncode == 0 and "save" in timeline.stdout
+
+
+SECRET_NOTE = "Quentin Zarathustra keeps his spare key under the blue flowerpot"
+TELLING = f"""apiVersion: aiosrun/v1
+kind: Playbook
+name: telling
+memory: [customers]
+inputs:
+  note: {{type: string}}
+steps:
+  - id: keep
+    uses: memory.remember
+    with: {{domain: customers, text: "${{{{ inputs.note }}}}", id: quentin}}
+  - id: find
+    uses: memory.search
+    with: {{domain: customers, query: "Quentin Zarathustra key", k: 3}}
+  - id: echo
+    uses: debug.echo
+    with: {{value: "${{{{ steps.find.outputs.hits[0].text }}}}"}}
+outputs:
+  said: ${{{{ steps.find.outputs.hits[0].text }}}}
+"""
+
+
+def test_forget_erases_every_copy_under_aios(aiosrun: Runner, tmp_path: Path) -> None:
+    (tmp_path / "aios.yaml").write_text(WORKSPACE)
+    (tmp_path / "telling.yaml").write_text(TELLING)
+    aiosrun("memory", "add", "Quentin Zarathustra prefers phone calls", "-d", "customers",
+            "--id", "other")
+    run = aiosrun("run", "telling.yaml", "-i", f"note={SECRET_NOTE}", "--format", "json")
+    assert run.returncode == 0, run.stdout + run.stderr
+    run_id = json.loads(run.stdout)["id"]
+    assert json.loads(run.stdout)["outputs"]["said"] == SECRET_NOTE
+    aiosrun("memory", "stats")  # the episode is recorded
+    needle = SECRET_NOTE.encode()
+    holders = [p for p in (tmp_path / ".aios").rglob("*") if p.is_file() and
+               needle in p.read_bytes()]
+    assert any("log" in p.parts for p in holders), holders  # the copies are there
+
+    forgot = aiosrun("memory", "forget", "quentin")
+    assert forgot.returncode == 0, forgot.stderr
+    for path in (tmp_path / ".aios").rglob("*"):
+        if path.is_file():
+            assert needle not in path.read_bytes(), path
+    doctor = aiosrun("doctor")
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert aiosrun("timeline", run_id).returncode == 0
+    log = b"".join(p.read_bytes() for p in sorted((tmp_path / ".aios" / "log").glob("*.jsonl")))
+    assert log.count(b"[forgotten]") >= 3  # the search hit, the echo and the run's outputs
+    again = aiosrun("run", "telling.yaml", "-i", "note=a later note about Quentin Zarathustra",
+                    "--format", "json")
+    assert again.returncode == 0, again.stdout + again.stderr  # the log goes on, seq whole
+    found = json.loads(aiosrun("memory", "search", "Quentin Zarathustra", "-d", "customers",
+                               "--format", "json").stdout)
+    assert {h["id"] for h in found} >= {"other"}
