@@ -232,24 +232,24 @@ def test_episodes_are_summaries_of_runs_of_note(aiosrun: Runner, tmp_path: Path)
 
 
 SECRET_NOTE = "Quentin Zarathustra keeps his spare key under the blue flowerpot"
-TELLING = f"""apiVersion: aiosrun/v1
+TELLING = """apiVersion: aiosrun/v1
 kind: Playbook
 name: telling
 memory: [customers]
 inputs:
-  note: {{type: string}}
+  note: {type: string}
 steps:
   - id: keep
     uses: memory.remember
-    with: {{domain: customers, text: "${{{{ inputs.note }}}}", id: quentin}}
+    with: {domain: customers, text: "${{ inputs.note }}", id: quentin}
   - id: find
     uses: memory.search
-    with: {{domain: customers, query: "Quentin Zarathustra key", k: 3}}
+    with: {domain: customers, query: "Quentin Zarathustra key", k: 3}
   - id: echo
     uses: debug.echo
-    with: {{value: "${{{{ steps.find.outputs.hits[0].text }}}}"}}
+    with: {value: "${{ steps.find.outputs.hits[0].text }}"}
 outputs:
-  said: ${{{{ steps.find.outputs.hits[0].text }}}}
+  said: ${{ steps.find.outputs.hits[0].text }}
 """
 
 
