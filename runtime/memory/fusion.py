@@ -4,7 +4,7 @@ Measured on LoCoMo evidence retrieval (the development split, ``bench/memory_loc
 ``docs/memory.md`` has every figure): each retriever's scores are min-max normalized over
 its candidates, so the best hit of either counts 1 and the worst 0, and weighted by how much
 that retriever is trusted with this embedder. Then two query-side features add to the
-fused score of the candidates the retrievers found (they never bring in new ones):
+fused score of the 30 best candidates the retrievers found (they never bring in new ones):
 
 - **names**: capitalized words of the query (not its first word, not stop words): an item
   that names the person or thing the question is about is preferred;
@@ -46,6 +46,7 @@ class Fusion:
     vector_weight: float = 0.3
     name_weight: float = 0.2
     date_weight: float = 0.5
+    rerank_depth: int = 30  # the features look at this many best fused candidates
 
 
 @dataclass(frozen=True)
@@ -136,8 +137,10 @@ def fuse(lists: Mapping[str, Sequence[tuple[Key, float]]], fusion: Fusion, query
             fused[key] = (score + weight * part, (*by, name))
     names, dates = query_names(query), query_dates(query)
     if fused and ((names and fusion.name_weight) or (dates and fusion.date_weight)):
-        details = describe(list(fused))
-        for key, (score, by) in fused.items():
+        best = sorted(fused, key=lambda key: -fused[key][0])[:fusion.rerank_depth]
+        details = describe(best)
+        for key in best:
+            score, by = fused[key]
             text, millis = details.get(key, ("", 0))
             bonus = 0.0
             if names:

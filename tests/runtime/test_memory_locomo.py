@@ -28,7 +28,7 @@ def _minilm_installed() -> bool:
     return True
 
 
-# (embedder, the floor under hybrid recall@5 on the slice: measured 0.534 and 0.578; the
+# (embedder, the floor under hybrid recall@5 on the slice: measured 0.534 and 0.577; the
 # fusion before these were measured gave 0.469 and 0.406)
 EMBEDDERS: list[Any] = [pytest.param(HashingEmbedder, 0.52, id="builtin"), pytest.param(
     lambda: SentenceTransformerEmbedder("all-MiniLM-L6-v2"), 0.56, id="minilm",
