@@ -20,7 +20,7 @@ from jsonschema.exceptions import ValidationError
 from .diagnostics import Diagnostic, did_you_mean, quote_list
 from .loader import Document, JsonPath
 
-SchemaName = Literal["playbook", "workspace"]
+SchemaName = Literal["playbook", "workspace", "test"]
 
 
 @functools.cache

@@ -13,6 +13,7 @@ from pathlib import Path
 from . import ir
 from .check import check_playbook, check_workspace
 from .check_adapters import Catalog, check_actions, check_models
+from .check_tests import check_test
 from .compile import compile_playbook
 from .diagnostics import Diagnostic, sort_diagnostics
 from .errors import PlaybookError
@@ -53,11 +54,15 @@ def collect_files(paths: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]:
 
 def validate_files(files: Iterable[Path], display_root: Path | None = None,
                    catalog: Catalog | None = None,
-                   models: Collection[str] | None = None) -> ValidationResult:
+                   models: Collection[str] | None = None,
+                   known_playbooks: Sequence[ir.Playbook] = ()) -> ValidationResult:
     """``catalog`` (``ADAPTER.ACTION`` -> argument schema) also checks ``uses:`` steps, and
-    ``models`` (the workspace's model aliases) the models of ``llm:`` steps."""
+    ``models`` (the workspace's model aliases) the models of ``llm:`` steps. Test files
+    (``kind: Test``) are checked against the playbooks of this pass and ``known_playbooks``
+    (the workspace's, when only tests are validated)."""
     result = ValidationResult()
     names: dict[str, Diagnostic] = {}
+    tests: list[Document] = []
     for path in files:
         shown = _display(path, display_root)
         result.files.append(shown)
@@ -68,6 +73,12 @@ def validate_files(files: Iterable[Path], display_root: Path | None = None,
             continue
         if _is_workspace(path, doc):
             result.diagnostics.extend(check_schema(doc, "workspace") + check_workspace(doc))
+            continue
+        if doc.data.get("kind") == "Test":
+            problems = check_schema(doc, "test")
+            result.diagnostics.extend(problems)
+            if not problems:
+                tests.append(doc)
             continue
         problems = check_schema(doc, "playbook") + check_playbook(doc)
         if catalog is not None:
@@ -87,6 +98,9 @@ def validate_files(files: Iterable[Path], display_root: Path | None = None,
                 names[name] = Diagnostic.at(span, "name", name)
         if not problems:
             result.playbooks.append(compile_playbook(doc))
+    playbooks = {p.name: p for p in known_playbooks} | {p.name: p for p in result.playbooks}
+    for doc in tests:
+        result.diagnostics.extend(check_test(doc, playbooks, catalog or ()))
     result.diagnostics = sort_diagnostics(result.diagnostics)
     return result
 

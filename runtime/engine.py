@@ -29,7 +29,7 @@ from typing import Any, overload
 import trio
 from aiosrun.dsl import ir
 from aiosrun.runtime import clock
-from aiosrun.runtime.coordinator.dispatch import dispatch, due_timers, emit_event
+from aiosrun.runtime.coordinator.dispatch import dispatch, due_timers, emit_event, event_context
 from aiosrun.runtime.coordinator.interpreter import Runner
 from aiosrun.runtime.coordinator.leases import Lease, serve_running
 from aiosrun.runtime.coordinator.runs import load_run, start_run
@@ -159,20 +159,31 @@ class Engine:
 
     async def start(self, playbook: str | os.PathLike[str],
                     inputs: Mapping[str, Any] | None = None, *,
-                    idempotency_key: str | None = None, wait: bool = True) -> Run:
+                    idempotency_key: str | None = None, wait: bool = True,
+                    event: Mapping[str, Any] | None = None) -> Run:
         """Start a run of an applied playbook (by name) or of a playbook file.
 
         With ``wait`` (the default) the run executes here until it ends or waits; without,
         this returns once the run is recorded and the run executes in the Engine's nursery.
-        A start with an ``idempotency_key`` already used returns that run instead."""
+        A start with an ``idempotency_key`` already used returns that run instead. ``event``
+        starts it as its trigger would: the payload is ``event`` in expressions and gives
+        the inputs it names (unless ``inputs`` are given)."""
         version = None
         name = os.fspath(playbook)
         path = Path(name)
         if path.suffix in (".yaml", ".yml") and path.is_file():
             version = file_version(self.ws, path)
             name = version.name
+        trigger = None
+        if event is not None:
+            triggers = self._playbook(name).triggers.events
+            trigger = event_context({"event": triggers[0] if triggers else "manual",
+                                     "data": dict(event)})
+            if inputs is None:
+                declared = self._playbook(name).inputs
+                inputs = {k: v for k, v in event.items() if k in declared}
         loaded, state, started = start_run(self.ws, name, inputs, version=version,
-                                           idempotency_key=idempotency_key)
+                                           idempotency_key=idempotency_key, trigger=trigger)
         if not started:
             return Run.of(state)
         if not wait:
@@ -253,6 +264,18 @@ class Engine:
         for run in self.dispatched[first:]:
             results[run.id] = run
         return list(results.values())
+
+    async def fork(self, run_id: str, *, from_step: str | None = None,
+                   at_seq: int | None = None) -> Run:
+        """A new run of the playbook's current version whose steps before ``from_step`` (or
+        completed by ``at_seq``) are taken from ``run_id``, outputs and all, without
+        executing them; the old run is left as it was. ``Conflict`` when the new version
+        lacks a reused step or the old inputs no longer fit."""
+        from aiosrun.runtime.coordinator.fork import fork_run
+
+        self._state(run_id)
+        playbook, state = fork_run(self.ws, run_id, from_step, at_seq)
+        return Run.of(await self._execute(playbook, state))
 
     # ---- the operator's decisions ---------------------------------------------------------
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aiosrun.runtime.coordinator.doubles import Doubles
 
 WORKSPACE_FILE = "aios.yaml"
 STATE_DIR = ".aios"
@@ -91,6 +94,7 @@ class Workspace:
         self.masker = Masker(self.secrets)
         self._playbooks: dict[str, Any] = {}
         self.record_models = os.environ.get("AIOS_RECORD") == "1"  # `run --record`
+        self.doubles: Doubles | None = None  # a playbook test's stand-ins
         self._memory: Any = None
         self._memory_synced = 0.0
 

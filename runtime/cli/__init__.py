@@ -23,6 +23,7 @@ def main() -> None:
         operator,
         plan,
         runs,
+        testing,
         timeline,
         tooling,
     )

@@ -54,7 +54,8 @@ class Context:
         return sorted(models) if isinstance(models, dict) else None
 
     def default_paths(self) -> list[Path]:
-        """The workspace's ``aios.yaml`` and ``playbooks/``, else the current folder."""
+        """The workspace's ``aios.yaml``, ``playbooks/`` and ``tests/``, else the current
+        folder."""
         root = self.workspace()
         if root is None:
             if self.workspace_override:
@@ -62,8 +63,9 @@ class Context:
                      "AIOS_WORKSPACE)")
             return [Path(".")]
         paths = [root / "aios.yaml"]
-        if (root / "playbooks").is_dir():
-            paths.append(root / "playbooks")
+        for folder in ("playbooks", "tests"):
+            if (root / folder).is_dir():
+                paths.append(root / folder)
         return paths
 
 

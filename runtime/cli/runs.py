@@ -237,3 +237,34 @@ def doctor(obj: Context, rebuild: bool) -> None:
     click.echo(f"event log: {found.records} records, seq 1..{found.last_seq}, checksums ok")
     if found.rebuilt_runs is not None:
         click.echo(f"rebuilt the run index ({found.rebuilt_runs} runs) and the snapshots")
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--from", "from_step", metavar="STEP",
+              help="Reuse the steps before this one (a step at the run's top level).")
+@click.option("--at", "at_seq", type=int, metavar="SEQ",
+              help="Reuse the steps the run had completed by this seq.")
+@FORMAT
+@click.pass_obj
+def fork(obj: Context, run_id: str, from_step: str | None, at_seq: int | None,
+         fmt: str) -> None:
+    """Start a new run of the playbook's current version that takes the first steps of
+    RUN, outputs and all, without executing them again; RUN is left as it was.
+
+    Try a fix on yesterday's failure without redoing its effects. Exit status as `run`.
+    """
+    if (from_step is None) == (at_seq is None):
+        raise click.UsageError("give --from STEP or --at SEQ")
+
+    async def work(engine: Engine) -> Any:
+        engine.observers.append(Progress(quiet=fmt == "json"))
+        result = await engine.fork(run_id, from_step=from_step, at_seq=at_seq)
+        report_dispatched(engine, fmt)
+        return result
+
+    final = session(obj, work)
+    if fmt != "json":
+        click.echo(f"forked {run_id} as run {final.id}", err=True)
+    report(final, fmt)
+    exit_for(final)

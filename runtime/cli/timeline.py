@@ -28,6 +28,8 @@ def _describe(row: dict[str, Any]) -> str:
         text += f": {row['decision']} by {row.get('by')}"
         if row.get("comment"):
             text += f" ({row['comment']})"
+    elif row.get("reused_from"):
+        text += f": reused from run {row['reused_from']}"
     elif row.get("action"):
         text += f": {row['action']}"
     elif row.get("error_class"):
@@ -40,7 +42,10 @@ def _tree(node: dict[str, Any], into: Any) -> None:
     origin = {"event": f"started by event {by.get('event')} (seq {by.get('seq')})",
               "call": f"started by {by.get('run')} step {by.get('step')}",
               "schedule": f"started by schedule {by.get('schedule')} ({by.get('slot')})",
-              "operator": "started by the operator"}.get(by.get("kind", ""), "")
+              "operator": "started by the operator",
+              "fork": f"forked from run {by.get('run')} "
+                      + (f"at step {by.get('step')}" if by.get("step")
+                         else f"at seq {by.get('seq')}")}.get(by.get("kind", ""), "")
     branch = into.add(f"[bold]run {node['run']}[/] {origin}")
     steps: dict[str, Any] = {}
     calls = {child["started_by"]["step"]: child for child in node["children"]}

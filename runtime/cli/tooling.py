@@ -28,8 +28,13 @@ def validate(obj: Context, paths: tuple[Path, ...], fmt: str) -> None:
     from aiosrun.dsl.validate import collect_files, validate_files
 
     files, missing = collect_files(list(paths) or obj.default_paths())
-    result = validate_files(files, display_root=Path.cwd(), catalog=obj.catalog(),
-                            models=obj.model_aliases())
+    catalog = obj.catalog()
+    root = obj.workspace()
+    known = []
+    if paths and root is not None and (root / "playbooks").is_dir():  # tests name these
+        known = validate_files(collect_files([root / "playbooks"])[0], catalog=catalog).playbooks
+    result = validate_files(files, display_root=Path.cwd(), catalog=catalog,
+                            models=obj.model_aliases(), known_playbooks=known)
     diagnostics = sorted(missing + result.diagnostics)
     if fmt == "json":
         click.echo(json.dumps([d.to_json() for d in diagnostics], indent=2))
@@ -81,9 +86,10 @@ def fmt(obj: Context, paths: tuple[Path, ...], check: bool) -> None:
 
 
 @cli.command()
-@click.argument("name", type=click.Choice(["playbook", "workspace"]), default="playbook")
-def schema(name: Literal["playbook", "workspace"]) -> None:
-    """Print the JSON Schema of playbooks or of aios.yaml (for editors and tools)."""
+@click.argument("name", type=click.Choice(["playbook", "workspace", "test"]),
+                default="playbook")
+def schema(name: Literal["playbook", "workspace", "test"]) -> None:
+    """Print the JSON Schema of playbooks, of aios.yaml or of playbook tests (for editors)."""
     from aiosrun.dsl.schema import schema_text
 
     click.echo(schema_text(name), nl=False)

@@ -33,6 +33,8 @@ class Compensations(RunnerBase):
                 continue
             if self.state.compensations.get(path) == "succeeded":
                 continue
+            if self.state.steps[path].reused_from is not None:
+                continue  # the origin run's effect: a fork never undoes it
             self.record("CompensationStarted", path=path)
             try:
                 outputs = await self.run_compensation(step, step.compensate, path)

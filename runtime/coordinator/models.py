@@ -95,6 +95,11 @@ class Models:
 
     async def call(self, spec: ModelSpec, request: ModelRequest, step: str = "") -> ModelAnswer:
         recording = self.ws.record_models
+        doubles = self.ws.doubles
+        if doubles is not None:
+            given = doubles.answer(step.rsplit("/", 1)[-1])
+            if given is not None:
+                return given
         if spec.provider == "replay":
             cassette = self.cassette(spec)
             answer = cassette.find(request, step)

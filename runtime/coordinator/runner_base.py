@@ -88,6 +88,11 @@ class RunnerBase:
         if problem is not None:
             where = "/".join(str(p) for p in problem.absolute_path) or "arguments"
             raise PermanentError(f"{body.action}: {where}: {problem.message}")
+        doubles = self.ws.doubles
+        if doubles is not None:
+            mocked = await doubles.call(body.action, step.id, path, attempt, args)
+            if mocked is not None:
+                return mocked
         ctx = CallContext(
             idempotency_key=key, run_id=self.state.id, step_id=step.id, step_path=path,
             attempt=attempt, workspace=self.ws.root, state_dir=self.ws.state_dir,

@@ -12,10 +12,12 @@ Event types (past tense; ``run`` is set on run events):
     PlaybookVersionRecorded  same, for a version run from a file without apply
     PlaybookRemoved      name
     RunStarted           playbook, digest, inputs, parent, parent_step, trigger,
-                         idempotency_key (when the starter gave one)
+                         idempotency_key (when the starter gave one), forked_from
+                         ({run, step, seq}: a fork of that run)
     StepStarted          path, id, attempt, key (a resumed attempt repeats its number)
     StepAttemptFailed    path, attempt, error_class, message, retry_in
-    StepSucceeded        path, outputs, attempts
+    StepSucceeded        path, outputs, attempts, reused_from (a fork's step taken from
+                         that run without executing it)
     StepFailed           path, error_class, message, attempts, continued
     StepSkipped          path
     StepCancelled        path
@@ -66,6 +68,7 @@ class StepState:
     started_at: str | None = None
     finished_at: str | None = None
     continued: bool = False
+    reused_from: str | None = None  # a fork took it, outputs and all, from this run
     open_attempt: bool = False  # an attempt started and not yet ended: a crash interrupted it
     history: list[dict[str, Any]] = field(default_factory=list)
     calls: list[dict[str, Any]] = field(default_factory=list)  # ModelCalled of llm steps
@@ -281,6 +284,7 @@ def _apply_step(state: RunState, step: StepState, kind: str, data: Any, ts: str)
         step.history.append({k: data.get(k) for k in ("attempt", "error_class", "message",
                                                       "retry_in")} | {"at": ts})
     elif kind == "StepSucceeded":
+        step.reused_from = data.get("reused_from")
         if step.status != "succeeded":  # (a list scan here made replay quadratic)
             state.completed.append(step.path)
         step.status, step.outputs, step.open_attempt = "succeeded", data.get("outputs"), False

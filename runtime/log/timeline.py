@@ -32,7 +32,9 @@ def timeline_of(records_of: Callable[[str], Iterable[Record]],
     started_by: dict[str, Any] | None = None
     if first is not None and first.type == "RunStarted":
         data = first.data
-        if data.get("parent"):
+        if data.get("forked_from"):
+            started_by = {"kind": "fork", **data["forked_from"]}
+        elif data.get("parent"):
             started_by = {"kind": "call", "run": data["parent"], "step": data["parent_step"],
                           "seq": first.cause}
         elif isinstance(data.get("trigger"), dict) and "schedule" in data["trigger"]:
@@ -56,6 +58,7 @@ def timeline_of(records_of: Callable[[str], Iterable[Record]],
                "path": path, "duration": duration, "attempt": record.data.get("attempt"),
                "cause": record.cause}
         for key in ("decision", "comment", "by", "error_class", "message", "action", "gate",
+                    "reused_from",
                     *MODEL_FIELDS):
             if record.data.get(key) is not None:
                 row[key] = record.data[key]

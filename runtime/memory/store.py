@@ -221,9 +221,9 @@ def fusion_settings(settings: Mapping[str, Any], embedder: Embedder) -> Fusion:
         raise MemoryRequestError(f"memory.fusion.method: '{method}' is not one of "
                                  f"{', '.join(METHODS)}")
     try:
-        return Fusion(method, *(float(settings.get(name, getattr(base, name)))
-                                for name in ("bm25_weight", "vector_weight", "name_weight",
-                                             "date_weight")))
+        weights = {name: float(settings.get(name, getattr(base, name)))
+                   for name in ("bm25_weight", "vector_weight", "name_weight", "date_weight")}
+        return replace(base, method=method, **weights)
     except (TypeError, ValueError):
         raise MemoryRequestError("memory.fusion: weights are numbers") from None
 
