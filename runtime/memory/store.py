@@ -221,9 +221,12 @@ def fusion_settings(settings: Mapping[str, Any], embedder: Embedder) -> Fusion:
         raise MemoryRequestError(f"memory.fusion.method: '{method}' is not one of "
                                  f"{', '.join(METHODS)}")
     try:
-        weights = {name: float(settings.get(name, getattr(base, name)))
-                   for name in ("bm25_weight", "vector_weight", "name_weight", "date_weight")}
-        return replace(base, method=method, **weights)
+        def weight(name: str) -> float:
+            return float(settings.get(name, getattr(base, name)))
+
+        return replace(base, method=method, bm25_weight=weight("bm25_weight"),
+                       vector_weight=weight("vector_weight"), name_weight=weight("name_weight"),
+                       date_weight=weight("date_weight"))
     except (TypeError, ValueError):
         raise MemoryRequestError("memory.fusion: weights are numbers") from None
 
