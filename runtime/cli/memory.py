@@ -180,17 +180,22 @@ def search(obj: Context, query: str | None, batch_file: Path | None, domain: str
 
 
 @memory.command(name="eval")
-@click.argument("qrels_file", metavar="QRELS.jsonl", type=click.Path(path_type=Path,
-                                                                      dir_okay=False))
+@click.argument("qrels_file", metavar="QRELS.jsonl|LOCOMO", type=click.Path(path_type=Path))
 @click.option("--k", "-k", "k", type=click.IntRange(1, 100), default=5, show_default=True)
 @FORMAT
 @click.pass_obj
 def eval_command(obj: Context, qrels_file: Path, k: int, fmt: str) -> None:
     """Measure retrieval on your own questions: recall@k, MRR and nDCG@10 for each mode.
 
-    One line per question: {"query", "domain"?, "relevant": [ids]}."""
+    One line per question: {"query", "domain"?, "relevant": [ids]}. Or LoCoMo
+    conversations (a JSON file or a folder of them): evidence retrieval, each in a
+    temporary store with this workspace's embedder and fusion, overall and per category."""
     from aiosrun.runtime.memory.evaluation import Qrel, evaluate
+    from aiosrun.runtime.memory.locomo import is_locomo
 
+    if is_locomo(qrels_file):
+        _locomo_eval(obj, qrels_file, k, fmt)
+        return
     qrels = []
     for number, line in _jsonl(qrels_file):
         relevant = line.get("relevant")
@@ -207,6 +212,30 @@ def eval_command(obj: Context, qrels_file: Path, k: int, fmt: str) -> None:
     for mode, row in results.items():
         click.echo(f"{mode:<8} {row[f'recall@{k}']:>10.3f} {row['mrr']:>8.3f} "
                    f"{row['ndcg@10']:>8.3f}")
+
+
+def _locomo_eval(obj: Context, path: Path, k: int, fmt: str) -> None:
+    from aiosrun.runtime.memory.evaluation import locomo
+    from aiosrun.runtime.memory.locomo import LocomoFormatError, load_all
+    from aiosrun.runtime.memory.store import MemoryStore
+
+    try:
+        conversations = load_all([path])
+    except LocomoFormatError as exc:
+        fail(str(exc))
+    ks = sorted({k, 10})
+    results = _with_store(obj, lambda store: locomo(conversations, lambda folder, domain: (
+        MemoryStore(folder, store.embedder, [domain], store.fusion)), ks=ks))
+    if fmt == "json":
+        click.echo(json.dumps(results, indent=2))
+        return
+    count = sum(len(c.questions) for c in conversations)
+    click.echo(f"{len(conversations)} conversations, {count} questions (recall@{k})")
+    categories = list(next(iter(results.values()))["by_category"])
+    click.echo(f"{'mode':<8} {'overall':>8}" + "".join(f" {'cat ' + c:>7}" for c in categories))
+    for mode, row in results.items():
+        click.echo(f"{mode:<8} {row['overall'][f'recall@{k}']:>8.3f}" + "".join(
+            f" {row['by_category'][c][f'recall@{k}']:>7.3f}" for c in categories))
 
 
 @memory.command()

@@ -60,7 +60,7 @@ def load(path: Path) -> Conversation:
     for key in sorted((k for k in conversation if SESSION.fullmatch(k)),
                       key=lambda k: int(k.split("_")[1])):
         when = str(conversation.get(f"{key}_date_time", ""))
-        for turn in conversation[key]:
+        for turn in conversation[key] if isinstance(conversation[key], list) else [None]:
             if not isinstance(turn, dict) or "dia_id" not in turn:
                 raise LocomoFormatError(f"{path}: {key}: a turn without `dia_id`")
             text = f"{turn.get('speaker', '')}: {turn.get('text', '')}"
@@ -69,10 +69,14 @@ def load(path: Path) -> Conversation:
             items.append(MemoryItem(id=f"c{name}-{turn['dia_id']}", domain=domain, text=text,
                                     layer="episodic", metadata={"when": when},
                                     time=session_millis(when)))
-    questions = [Question(str(q["question"]), tuple(f"c{name}-{e}" for e in q["evidence"]),
-                          domain, int(q["category"]))
-                 for q in data["qa"] if isinstance(q, dict) and q.get("category") != 5
-                 and q.get("evidence") and "question" in q]
+    try:
+        questions = [Question(str(q["question"]), tuple(f"c{name}-{e}" for e in q["evidence"]),
+                              domain, int(q["category"]))
+                     for q in data["qa"] if isinstance(q, dict) and q.get("category") != 5
+                     and isinstance(q.get("evidence"), list) and q["evidence"] and "question" in q]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LocomoFormatError(f"{path}: a `qa` entry without a usable `category` "
+                                f"({exc})") from None
     return Conversation(name, domain, tuple(items), tuple(questions))
 
 

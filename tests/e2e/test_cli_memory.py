@@ -284,3 +284,31 @@ def test_forget_erases_every_copy_under_aios(aiosrun: Runner, tmp_path: Path) ->
     found = json.loads(aiosrun("memory", "search", "Quentin Zarathustra", "-d", "customers",
                                "--format", "json").stdout)
     assert {h["id"] for h in found} >= {"other"}
+
+
+def test_eval_reads_locomo_conversations(aiosrun: Runner, tmp_path: Path) -> None:
+    (tmp_path / "aios.yaml").write_text(WORKSPACE)
+    turns = [{"speaker": "Ada", "dia_id": "D1:1", "text": "I adopted a grey cat named Pixel"},
+             {"speaker": "Bob", "dia_id": "D1:2", "text": "Lovely! I started pottery classes"},
+             {"speaker": "Ada", "dia_id": "D1:3", "text": "My sister visits from Lisbon",
+              "blip_caption": "a photo of a tram"}]
+    conversation = {"conversation": {"speaker_a": "Ada", "speaker_b": "Bob",
+                                     "session_1_date_time": "1:56 pm on 8 May, 2023",
+                                     "session_1": turns},
+                    "qa": [{"question": "What is the name of Ada's cat?", "answer": "Pixel",
+                            "evidence": ["D1:1"], "category": 4},
+                           {"question": "What classes did Bob start?", "answer": "pottery",
+                            "evidence": ["D1:2"], "category": 4},
+                           {"question": "Unanswerable", "evidence": ["D1:3"], "category": 5}]}
+    (tmp_path / "7.json").write_text(json.dumps(conversation))
+    found = aiosrun("memory", "eval", str(tmp_path / "7.json"), "--k", "1", "--format", "json")
+    assert found.returncode == 0, found.stderr
+    results = json.loads(found.stdout)
+    assert results["hybrid"]["overall"]["queries"] == 2
+    assert results["hybrid"]["overall"]["recall@1"] == 1.0
+    assert set(results["bm25"]["by_category"]) == {"4"}
+    table = aiosrun("memory", "eval", str(tmp_path / "7.json"))
+    assert "1 conversations, 2 questions (recall@5)" in table.stdout
+    (tmp_path / "bad.json").write_text('{"qa": [], "session_1": [{"text": "no id"}]}')
+    bad = aiosrun("memory", "eval", str(tmp_path / "bad.json"))
+    assert bad.returncode == 1 and "session_1: a turn without `dia_id`" in bad.stderr
