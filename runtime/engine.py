@@ -1,5 +1,8 @@
 """The Engine: the one Python API of a workspace (DESIGN section 9).
 
+The coordinator (the interpreter, event dispatch) is imported by the methods that execute
+runs, so a command that only reads (``status``, ``runs``, ``inbox``) does not load it.
+
 Everything a person can do with the CLI a program can do here, and the CLI, the HTTP server
 and the MCP server do it through this class alone::
 
@@ -29,10 +32,7 @@ from typing import Any, overload
 import trio
 from aiosrun.dsl import ir
 from aiosrun.runtime import clock
-from aiosrun.runtime.coordinator.dispatch import dispatch, due_timers, emit_event, event_context
-from aiosrun.runtime.coordinator.interpreter import Runner
 from aiosrun.runtime.coordinator.leases import Lease, serve_running
-from aiosrun.runtime.coordinator.runs import load_run, start_run
 from aiosrun.runtime.errors import BadRequest, Conflict, EngineError, NotFound
 from aiosrun.runtime.log.eventlog import NewEvent, Record
 from aiosrun.runtime.log.projections import RunState, apply_run, fold_run
@@ -174,6 +174,9 @@ class Engine:
         if path.suffix in (".yaml", ".yml") and path.is_file():
             version = file_version(self.ws, path)
             name = version.name
+        from aiosrun.runtime.coordinator.dispatch import event_context
+        from aiosrun.runtime.coordinator.runs import start_run
+
         trigger = None
         if event is not None:
             triggers = self._playbook(name).triggers.events
@@ -245,6 +248,8 @@ class Engine:
             if state.finished:
                 return Run.of(state)
             return Run.of(await self._execute(self.ws.playbook(state.digest), state))
+        from aiosrun.runtime.coordinator.dispatch import due_timers
+
         first = len(self.dispatched)
         results: dict[str, Run] = {}
         now = clock.now()
@@ -384,6 +389,8 @@ class Engine:
         return await self._continue(run_id)
 
     async def _continue(self, run_id: str) -> Run:
+        from aiosrun.runtime.coordinator.runs import load_run
+
         playbook, state = load_run(self.ws, run_id)
         return Run.of(await self._execute(playbook, state, busy_ok=True))
 
@@ -395,6 +402,8 @@ class Engine:
         wake the runs waiting for it and start the playbooks it triggers. Those runs execute
         in the Engine's nursery, or here with ``wait`` (then the result lists them). When
         ``aiosrun serve`` runs for this workspace, it dispatches instead."""
+        from aiosrun.runtime.coordinator.dispatch import emit_event
+
         if not EVENT_NAME.fullmatch(event):
             raise BadRequest(f"'{event}' is not an event name: dot-separated words, such as "
                              "customer.signed_up")
@@ -501,6 +510,8 @@ class Engine:
 
     async def _try_execute(self, playbook: ir.Playbook, state: RunState) -> RunState | None:
         """Execute a run holding its lease; None when another process holds it."""
+        from aiosrun.runtime.coordinator.interpreter import Runner
+
         lease = Lease(self.ws.state_dir / "runs", state.id)
         if not lease.try_acquire():
             lease.close()
@@ -521,6 +532,8 @@ class Engine:
         if self._dispatching:  # the loop running now takes the new events too
             self._dispatch_again = True
             return
+        from aiosrun.runtime.coordinator.dispatch import dispatch
+
         self._dispatching = True
         try:
             while True:
