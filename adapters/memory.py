@@ -24,18 +24,22 @@ class MemoryAdapter(Adapter):
     name = "memory"
     description = "Search, remember and forget in the workspace's hybrid memory."
     actions: ClassVar[Mapping[str, Action]] = {
-        "search": Action("Hybrid (BM25 + vector) search in one domain.", {
+        "search": Action("Hybrid (BM25 + vector) search in one domain: of facts with a "
+                         "key, the current one (or the one valid at `as_of`).", {
             "type": "object", "required": ["domain", "query"], "additionalProperties": False,
             "properties": {"domain": _DOMAIN, "query": {"type": "string"}, "layer": _LAYER,
                            "k": {"type": "integer", "minimum": 1, "maximum": 100},
                            "mode": {"enum": ["hybrid", "bm25", "vector"]},
-                           "filters": {"type": "object"}}},
+                           "filters": {"type": "object"},
+                           "as_of": {"type": "string", "minLength": 1}}},
             {"type": "object", "properties": {"hits": {"type": "array", "items": _HIT}}}),
         "remember": Action("Stores an item (an upsert by id; without an id, one is derived "
-                           "from the step's idempotency key, so a retry stores it once).", {
+                           "from the step's idempotency key, so a retry stores it once). "
+                           "With a `key`, it supersedes the item that had the key.", {
             "type": "object", "required": ["domain", "text"], "additionalProperties": False,
             "properties": {"domain": _DOMAIN, "text": {"type": "string", "minLength": 1},
                            "layer": _LAYER, "id": {"type": "string", "minLength": 1},
+                           "key": {"type": "string", "minLength": 1},
                            "metadata": {"type": "object"}}},
             {"type": "object", "properties": {"id": {"type": "string"}}}),
         "forget": Action("Removes an item from every index and the journal, for good.", {

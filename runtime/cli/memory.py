@@ -6,6 +6,7 @@ commands.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -51,6 +52,17 @@ def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield number, _json_object(line, f"{path}:{number}")
 
 
+def _moment(value: Any, where: str) -> dt.datetime | None:
+    """An item's ``time`` from a JSONL line (RFC 3339), so an import keeps when facts held."""
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"{where}: \"time\" must be an RFC 3339 moment, not {value!r}")
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
 def _json_object(text: str | None, where: str) -> dict[str, Any]:
     """A JSON object from an option or a JSONL line; ``where`` (``FILE:LINE`` or the option)
     positions the error."""
@@ -74,20 +86,23 @@ def _json_object(text: str | None, where: str) -> dict[str, Any]:
 @click.option("--layer", "-l", type=LAYER, default="knowledge", show_default=True)
 @click.option("--id", "item_id", help="The item's id (default: derived from its text).")
 @click.option("--metadata", help="A JSON object of metadata.")
+@click.option("--key", "fact_key", help="A fact's key: the item supersedes the one that had it.")
 @click.pass_obj
 def add(obj: Context, text: str | None, items_file: Path | None, domain: str | None,
-        layer: str, item_id: str | None, metadata: str | None) -> None:
+        layer: str, item_id: str | None, metadata: str | None, fact_key: str | None) -> None:
     """Remember TEXT, or every item of --file (in one batch)."""
     from aiosrun.runtime.memory.store import new_item
 
     if (text is None) == (items_file is None):
         fail("give either TEXT or --file ITEMS.jsonl", 2)
+
     def remember(store: Any) -> list[str]:
         default_domain = domain or store.domains[0]
         items = []
         if text is not None:
             meta = _json_object(metadata, "--metadata")
-            items.append(new_item(text, default_domain, layer, item_id, meta, source="cli"))
+            items.append(new_item(text, default_domain, layer, item_id, meta, source="cli",
+                                  key=fact_key))
         else:
             assert items_file is not None
             for number, entry in _jsonl(items_file):
@@ -96,9 +111,13 @@ def add(obj: Context, text: str | None, items_file: Path | None, domain: str | N
                 meta = entry.get("metadata") or {}
                 if not isinstance(meta, dict):
                     fail(f"{items_file}:{number}:1: \"metadata\" must be an object")
+                if entry.get("key") is not None and not isinstance(entry["key"], str):
+                    fail(f"{items_file}:{number}:1: \"key\" must be a string")
+                when = _moment(entry.get("time"), f"{items_file}:{number}:1")
                 items.append(new_item(entry["text"], entry.get("domain") or default_domain,
                                       entry.get("layer") or layer, entry.get("id"), meta,
-                                      source=f"file:{items_file.name}"))
+                                      source=f"file:{items_file.name}",
+                                      key=entry.get("key"), now=when))
         ids: list[str] = store.remember(items)
         return ids
 
@@ -116,10 +135,12 @@ def add(obj: Context, text: str | None, items_file: Path | None, domain: str | N
 @click.option("--mode", "-m", type=MODE, default="hybrid", show_default=True)
 @click.option("--k", "-k", "k", type=click.IntRange(1, 1000), default=5, show_default=True)
 @click.option("--where", "where", help="Metadata filters as a JSON object.")
+@click.option("--as-of", "as_of", help="Facts as they were at this moment (RFC 3339).")
 @FORMAT
 @click.pass_obj
 def search(obj: Context, query: str | None, batch_file: Path | None, domain: str | None,
-           layer: str | None, mode: str, k: int, where: str | None, fmt: str) -> None:
+           layer: str | None, mode: str, k: int, where: str | None, as_of: str | None,
+           fmt: str) -> None:
     """Search the memory: BM25, vectors, or both fused (hybrid)."""
 
     if (query is None) == (batch_file is None):
@@ -133,14 +154,15 @@ def search(obj: Context, query: str | None, batch_file: Path | None, domain: str
                 found = store.search(line["query"],
                                      [line["domain"]] if line.get("domain") else
                                      ([domain] if domain else None), layer,
-                                     int(line.get("k", k)), filters, line.get("mode", mode))
+                                     int(line.get("k", k)), filters, line.get("mode", mode),
+                                     line.get("as_of", as_of))
                 click.echo(json.dumps({"query": line["query"],
                                        "hits": [h.to_json() for h in found]},
                                       ensure_ascii=False))
             return None
         assert query is not None
         hits: list[Any] = store.search(query, [domain] if domain else None, layer, k, filters,
-                                       mode)
+                                       mode, as_of)
         return hits
 
     hits = _with_store(obj, find)
@@ -158,17 +180,22 @@ def search(obj: Context, query: str | None, batch_file: Path | None, domain: str
 
 
 @memory.command(name="eval")
-@click.argument("qrels_file", metavar="QRELS.jsonl", type=click.Path(path_type=Path,
-                                                                      dir_okay=False))
+@click.argument("qrels_file", metavar="QRELS.jsonl|LOCOMO", type=click.Path(path_type=Path))
 @click.option("--k", "-k", "k", type=click.IntRange(1, 100), default=5, show_default=True)
 @FORMAT
 @click.pass_obj
 def eval_command(obj: Context, qrels_file: Path, k: int, fmt: str) -> None:
     """Measure retrieval on your own questions: recall@k, MRR and nDCG@10 for each mode.
 
-    One line per question: {"query", "domain"?, "relevant": [ids]}."""
+    One line per question: {"query", "domain"?, "relevant": [ids]}. Or LoCoMo
+    conversations (a JSON file or a folder of them): evidence retrieval, each in a
+    temporary store with this workspace's embedder and fusion, overall and per category."""
     from aiosrun.runtime.memory.evaluation import Qrel, evaluate
+    from aiosrun.runtime.memory.locomo import is_locomo
 
+    if is_locomo(qrels_file):
+        _locomo_eval(obj, qrels_file, k, fmt)
+        return
     qrels = []
     for number, line in _jsonl(qrels_file):
         relevant = line.get("relevant")
@@ -185,6 +212,30 @@ def eval_command(obj: Context, qrels_file: Path, k: int, fmt: str) -> None:
     for mode, row in results.items():
         click.echo(f"{mode:<8} {row[f'recall@{k}']:>10.3f} {row['mrr']:>8.3f} "
                    f"{row['ndcg@10']:>8.3f}")
+
+
+def _locomo_eval(obj: Context, path: Path, k: int, fmt: str) -> None:
+    from aiosrun.runtime.memory.evaluation import locomo
+    from aiosrun.runtime.memory.locomo import LocomoFormatError, load_all
+    from aiosrun.runtime.memory.store import MemoryStore
+
+    try:
+        conversations = load_all([path])
+    except LocomoFormatError as exc:
+        fail(str(exc))
+    ks = sorted({k, 10})
+    results = _with_store(obj, lambda store: locomo(conversations, lambda folder, domain: (
+        MemoryStore(folder, store.embedder, [domain], store.fusion)), ks=ks))
+    if fmt == "json":
+        click.echo(json.dumps(results, indent=2))
+        return
+    count = sum(len(c.questions) for c in conversations)
+    click.echo(f"{len(conversations)} conversations, {count} questions (recall@{k})")
+    categories = list(next(iter(results.values()))["by_category"])
+    click.echo(f"{'mode':<8} {'overall':>8}" + "".join(f" {'cat ' + c:>7}" for c in categories))
+    for mode, row in results.items():
+        click.echo(f"{mode:<8} {row['overall'][f'recall@{k}']:>8.3f}" + "".join(
+            f" {row['by_category'][c][f'recall@{k}']:>7.3f}" for c in categories))
 
 
 @memory.command()

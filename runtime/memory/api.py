@@ -39,11 +39,13 @@ class MemoryAPI:
 
     async def add(self, text: str, *, domain: str | None = None, layer: str = "knowledge",
                   id: str | None = None, metadata: Mapping[str, Any] | None = None,
-                  source: str = "api") -> str:
-        """Remember one text; returns its id (derived from the text unless given)."""
+                  source: str = "api", key: str | None = None) -> str:
+        """Remember one text; returns its id (derived from the text unless given). With a
+        ``key``, it supersedes the item that had that key."""
         from aiosrun.runtime.memory.store import new_item
 
-        item = new_item(text, domain or self.domains[0], layer, id, metadata, source=source)
+        item = new_item(text, domain or self.domains[0], layer, id, metadata, source=source,
+                        key=key)
         return (await self.add_many([item]))[0]
 
     async def add_many(self, items: Sequence[MemoryItem]) -> list[str]:
@@ -58,12 +60,13 @@ class MemoryAPI:
     async def search(self, query: str, *, domains: Sequence[str] | None = None,
                      layer: str | None = None, k: int = 5,
                      filters: Mapping[str, Any] | None = None,
-                     mode: str = "hybrid") -> list[Hit]:
-        """BM25, vectors, or both fused (``hybrid``), best first."""
+                     mode: str = "hybrid", as_of: str | None = None) -> list[Hit]:
+        """BM25, vectors, or both fused (``hybrid``), best first; facts as of now, or as
+        of ``as_of``."""
         from aiosrun.runtime.memory.store import MemoryRequestError
 
         try:
-            return self.store().search(query, domains, layer, k, filters, mode)
+            return self.store().search(query, domains, layer, k, filters, mode, as_of)
         except (MemoryRequestError, ValueError) as exc:
             raise BadRequest(str(exc)) from None
 

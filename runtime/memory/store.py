@@ -1,14 +1,9 @@
 """The workspace's hybrid memory: shards per domain, fused search, episodes and knowledge.
 
 Search runs BM25 (Tantivy) and vector search (usearch) in each domain asked for and fuses
-the two ranked lists. Plain reciprocal rank fusion lets a weaker retriever drag a stronger
-one down (measured: naive RRF below BM25 alone), so the default fusion (``score``) adds
-each retriever's scores divided by its best score, weighted by how much that retriever is
-trusted: BM25 0.6 and vectors 0.4 with the built-in hashing embedder, BM25 0.3 and
-vectors 0.7 with a semantic one (the weights measured best on the labelled set of
-``tests/support/memory_set.py``; ``aiosrun memory eval`` measures them on yours).
-``rrf`` (weighted reciprocal rank fusion, k = 60) is the alternative; ``memory.fusion``
-in ``aios.yaml`` chooses it and sets the weights.
+the two ranked lists (:mod:`aiosrun.runtime.memory.fusion`: min-max normalized scores,
+weighted per embedder, plus what the query names: people and dates). ``memory.fusion`` in
+``aios.yaml`` sets the method and the weights; ``aiosrun memory eval`` measures them.
 
 Two layers are projections of other records, caught up whenever the store opens:
 ``episodic`` items come from the event log (one per finished run, idempotent by run id)
@@ -28,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from aiosrun.runtime.memory.embedders import Embedder, make_embedder
+from aiosrun.runtime.memory.fusion import METHODS, Fusion, fuse
 from aiosrun.runtime.memory.shard import LAYERS, MemoryItem, Ranked, Shard
 
 DEFAULT_DOMAINS = ("customers", "products", "finances", "operations")
-RRF_K = 60
 MODES = ("hybrid", "bm25", "vector")
 
 
@@ -49,20 +44,24 @@ class Hit:
         return {"id": self.item.id, "text": self.item.text, "score": round(self.score, 6),
                 "domain": self.item.domain, "layer": self.item.layer,
                 "metadata": dict(self.item.metadata), "time": _stamp(self.item.time),
-                "source": self.item.source, "found_by": list(self.found_by)}
+                "source": self.item.source, "found_by": list(self.found_by),
+                **({"key": self.item.key, "valid_from": _stamp(self.item.time),
+                    "valid_to": _stamp(self.item.valid_to) if self.item.valid_to else None}
+                   if self.item.key else {})}
 
 
 class MemoryStore:
     def __init__(self, folder: Path, embedder: Embedder, domains: Sequence[str],
-                 weights: tuple[float, float] | None = None, fusion: str = "score",
+                 fusion: Fusion | None = None,
                  mask: Callable[[Any], Any] | None = None) -> None:
         self.folder = folder
         self.embedder = embedder
         self.domains = tuple(domains)
-        self.weights = weights or default_weights(embedder)
-        self.fusion = fusion
+        self.fusion = fusion or default_fusion(embedder)
         self.mask = mask or (lambda value: value)  # secrets never reach the journal
         self._shards: dict[str, Shard] = {}
+        # set by open_store: rewrites the event log's copies of forgotten texts
+        self.redactor: Callable[[list[str]], Any] | None = None
 
     def shard(self, domain: str) -> Shard:
         if domain not in self.domains:
@@ -91,17 +90,28 @@ class MemoryStore:
         return [item.id for item in items]
 
     def forget(self, ids: Iterable[str] = (), domains: Sequence[str] | None = None,
-               layer: str | None = None, filters: Mapping[str, Any] | None = None) -> int:
-        """Erase items for good: by id, or every item matching ``layer``/``filters``."""
+               layer: str | None = None, filters: Mapping[str, Any] | None = None,
+               redact: bool = True) -> int:
+        """Erase items for good: by id, or every item matching ``layer``/``filters``; with
+        ``redact``, their texts leave the event log too (:mod:`aiosrun.runtime.log.redaction`)."""
         wanted = set(ids)
         count = 0
+        texts: list[str] = []
         for domain in domains or self.domains:
             shard = self.shard(domain)
             chosen = set(wanted)
             if layer or filters:
                 keys = shard.filtered_keys(layer, filters or {})
                 chosen |= {item.id for item in shard.items(keys).values()}
+            texts += shard.texts(chosen)
             count += shard.forget(chosen)
+        if redact and texts:
+            for domain in self.domains:  # copies: an episode whose outputs held the text
+                if (self.folder / domain).exists():
+                    shard = self.shard(domain)
+                    shard.forget(shard.ids_holding(texts))
+            if self.redactor is not None:
+                self.redactor(texts)
         return count
 
     def drop_working(self, run_id: str, domains: Sequence[str] | None = None) -> None:
@@ -117,12 +127,16 @@ class MemoryStore:
 
     def search(self, query: str, domains: Sequence[str] | None = None, layer: str | None = None,
                k: int = 5, filters: Mapping[str, Any] | None = None,
-               mode: str = "hybrid") -> list[Hit]:
+               mode: str = "hybrid", as_of: str | int | None = None) -> list[Hit]:
+        """The ``k`` best items; of facts with a ``key``, the one valid now (or at
+        ``as_of``, RFC 3339 or epoch milliseconds)."""
         if mode not in MODES:
             raise MemoryRequestError(f"unknown search mode '{mode}' (modes: {', '.join(MODES)})")
         if layer is not None and layer not in LAYERS:
             raise MemoryRequestError(f"unknown layer '{layer}' (layers: {', '.join(LAYERS)})")
         filters = dict(filters or {})
+        if as_of is not None:
+            filters["as_of"] = as_of
         depth = max(k * 4, 50) if mode == "hybrid" else k
         lists: dict[str, list[tuple[str, Ranked]]] = {"bm25": [], "vector": []}
         shards = [self.shard(d) for d in (domains or self.domains)]
@@ -138,26 +152,23 @@ class MemoryStore:
             lists[name].sort(key=lambda pair: -pair[1].score)
             lists[name] = lists[name][:depth]
         if mode == "hybrid":
-            scored = self._fuse(lists)
+            scored = self._fuse(lists, query)
         else:
             scored = {(d, r.key): (r.score, (mode,)) for d, r in lists[mode]}
         best = sorted(scored.items(), key=lambda pair: -pair[1][0])[:k]
         return self._hits(best)
 
-    def _fuse(self, lists: dict[str, list[tuple[str, Ranked]]]) -> dict[
+    def _fuse(self, lists: dict[str, list[tuple[str, Ranked]]], query: str) -> dict[
             tuple[str, int], tuple[float, tuple[str, ...]]]:
-        fused: dict[tuple[str, int], tuple[float, tuple[str, ...]]] = {}
-        for name, weight in zip(("bm25", "vector"), self.weights, strict=True):
-            ranked_list = lists[name]
-            top = max((r.score for _, r in ranked_list), default=0.0)
-            for rank, (domain, ranked) in enumerate(ranked_list, 1):
-                if self.fusion == "rrf":
-                    part = weight / (RRF_K + rank)
-                else:
-                    part = weight * (ranked.score / top if top > 0 else 0.0)
-                score, by = fused.get((domain, ranked.key), (0.0, ()))
-                fused[(domain, ranked.key)] = (score + part, (*by, name))
-        return fused
+        def describe(keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], tuple[str, int]]:
+            by_domain: dict[str, list[int]] = {}
+            for domain, key in keys:
+                by_domain.setdefault(domain, []).append(key)
+            return {(d, key): (item.text, item.time) for d, group in by_domain.items()
+                    for key, item in self._shards[d].items(group).items()}
+
+        return fuse({name: [((d, r.key), r.score) for d, r in ranked]
+                     for name, ranked in lists.items()}, self.fusion, query, describe)
 
     def _hits(self, best: list[tuple[tuple[str, int], tuple[float, tuple[str, ...]]]]
               ) -> list[Hit]:
@@ -181,8 +192,11 @@ class MemoryStore:
                                "bytes_per_item": round(shard.disk_bytes() / items) if items
                                else None}
         return {"embedder": self.embedder.fingerprint, "domains": domains,
-                "fusion": self.fusion,
-                "weights": {"bm25": self.weights[0], "vector": self.weights[1]}}
+                "fusion": self.fusion.method,
+                "weights": {"bm25": self.fusion.bm25_weight,
+                            "vector": self.fusion.vector_weight,
+                            "names": self.fusion.name_weight,
+                            "dates": self.fusion.date_weight}}
 
     def rebuild(self) -> None:
         for domain in self.domains:
@@ -190,8 +204,31 @@ class MemoryStore:
                 self.shard(domain).rebuild()
 
 
-def default_weights(embedder: Embedder) -> tuple[float, float]:
-    return (0.6, 0.4) if embedder.name == "builtin" else (0.3, 0.7)
+def default_fusion(embedder: Embedder) -> Fusion:
+    """The weights measured best on the LoCoMo development split (``docs/memory.md``): the
+    same with the built-in embedder and with all-MiniLM-L6-v2 (BM25 is the stronger
+    retriever on conversations with either)."""
+    del embedder  # one setting serves both; kept per embedder for the next measured one
+    return Fusion()
+
+
+def fusion_settings(settings: Mapping[str, Any], embedder: Embedder) -> Fusion:
+    """``memory.fusion`` of ``aios.yaml`` over the measured defaults."""
+    base = default_fusion(embedder)
+    method = str(settings.get("method", base.method))
+    method = "max" if method == "score" else method  # the name before min-max was measured
+    if method not in METHODS:
+        raise MemoryRequestError(f"memory.fusion.method: '{method}' is not one of "
+                                 f"{', '.join(METHODS)}")
+    try:
+        def weight(name: str) -> float:
+            return float(settings.get(name, getattr(base, name)))
+
+        return replace(base, method=method, bm25_weight=weight("bm25_weight"),
+                       vector_weight=weight("vector_weight"), name_weight=weight("name_weight"),
+                       date_weight=weight("date_weight"))
+    except (TypeError, ValueError):
+        raise MemoryRequestError("memory.fusion: weights are numbers") from None
 
 
 # ---- opening the workspace's store ----------------------------------------------------------
@@ -201,11 +238,15 @@ def open_store(ws: Any) -> MemoryStore:
     settings = ws.settings.data.get("memory") or {}
     domains = tuple(settings.get("domains") or DEFAULT_DOMAINS)
     embedder = make_embedder(settings.get("embedder") or {}, ws.secrets)
-    fusion = settings.get("fusion") or {}
-    bm25, vector = default_weights(embedder)
-    weights = (float(fusion.get("bm25_weight", bm25)), float(fusion.get("vector_weight", vector)))
-    store = MemoryStore(ws.state_dir / "memory", embedder, domains, weights,
-                        fusion.get("method", "score"), ws.masker.data)
+    fusion = fusion_settings(settings.get("fusion") or {}, embedder)
+    store = MemoryStore(ws.state_dir / "memory", embedder, domains, fusion, ws.masker.data)
+
+    def redactor(texts: list[str]) -> None:
+        from aiosrun.runtime.log.redaction import redact
+
+        redact(ws.log, texts, ws.snapshots)
+
+    store.redactor = redactor
     catch_up(store, ws)
     return store
 
@@ -220,8 +261,63 @@ def episodes_domain(store: MemoryStore) -> str:
     return "operations" if "operations" in store.domains else store.domains[0]
 
 
+# actions that only read: a run of one such step, with no decision, is not an episode
+READS = frozenset({"memory.search", "debug.echo", "debug.sleep", "files.read",
+                   "files.read_csv", "billing.list_invoices", "billing.list_payments"})
+EPISODES = ("auto", "always", "never")
+
+
+def episode_policy(settings: Mapping[str, Any], playbook: str) -> str:
+    """``memory.episodes`` of ``aios.yaml``: a mode for every playbook, or
+    ``{default: MODE, playbooks: {NAME: MODE}}``; ``auto`` (the default) leaves out runs
+    of note to no one."""
+    chosen = settings.get("episodes", "auto")
+    if isinstance(chosen, Mapping):
+        chosen = (chosen.get("playbooks") or {}).get(playbook, chosen.get("default", "auto"))
+    return str(chosen) if chosen in EPISODES else "auto"
+
+
+def of_note(state: Any, ws: Any) -> bool:
+    """Whether a finished run is worth an episode: it did not succeed, took a decision
+    (a gate, an escalation, a wait), asked a model, ran more than one step, or acted."""
+    if state.status != "succeeded" or state.gates or state.escalations or state.waits:
+        return True
+    if state.cost_usd or len(state.steps) > 1:
+        return True
+    try:
+        steps = list(ws.playbook(state.digest).walk())
+    except (KeyError, LookupError, ValueError, OSError):
+        return True
+    from aiosrun.dsl.ir import Uses
+
+    return len(steps) > 1 or any(not isinstance(step.body, Uses) or step.body.action not in READS
+                                 for step in steps)
+
+
+def episode(state: Any, domain: str) -> MemoryItem:
+    """A run as a summary: playbook, outcome, key outputs and a short text, with the run
+    id (``aiosrun timeline RUN`` shows the detailed log)."""
+    outputs = state.outputs if isinstance(state.outputs, Mapping) else {}
+    key_outputs = {name: value if isinstance(value, (int, float, bool)) or value is None
+                   else value[:80] for name, value in list(outputs.items())[:6]
+                   if isinstance(value, (str, int, float, bool)) or value is None}
+    shown = "; ".join(f"{name}: {value}" for name, value in key_outputs.items())
+    text = (f"Playbook {state.playbook} {state.status}"
+            + (f" on {state.finished_at[:10]}" if state.finished_at else "")
+            + (f": {shown}" if shown else "")
+            + (f"; error: {str(state.error.get('message', ''))[:160]}" if state.error else ""))
+    return MemoryItem(
+        id=f"episode:{state.id}", domain=domain, text=text[:400], layer="episodic",
+        metadata={"playbook": state.playbook, "outcome": state.status, "run_id": state.id,
+                  "timeline": f"aiosrun timeline {state.id}", "outputs": key_outputs,
+                  "steps": len(state.steps), "cost_usd": state.cost_usd,
+                  "inputs_digest": hashlib.sha256(json.dumps(
+                      state.inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]},
+        time=_millis(state.finished_at), source=f"run:{state.id}")
+
+
 def sync_episodes(store: MemoryStore, ws: Any) -> None:
-    """Record each finished top-level run as an episodic item, once (from the event log)."""
+    """Record each finished top-level run of note as an episode, once (from the log)."""
     from aiosrun.runtime.log.projections import TERMINAL
 
     domain = episodes_domain(store)
@@ -237,23 +333,15 @@ def sync_episodes(store: MemoryStore, ws: Any) -> None:
     fresh = [r for r in done if r.id not in seen["runs"]]
     if not fresh:
         return
+    settings = ws.settings.data.get("memory") or {}
     items = []
     for summary in fresh:
         state = ws.run_state(summary.id)
-        outputs = json.dumps(state.outputs, ensure_ascii=False, default=str)[:600]
-        text = (f"Run {state.id} of playbook {state.playbook} {state.status}"
-                + (f" at {state.finished_at}" if state.finished_at else "")
-                + f"; cost ${state.cost_usd:.4f}; outputs: {outputs}")
-        if state.error:
-            text += f"; error: {state.error.get('message', '')}"
-        items.append(MemoryItem(
-            id=f"episode:{state.id}", domain=domain, text=text, layer="episodic",
-            metadata={"playbook": state.playbook, "outcome": state.status,
-                      "cost_usd": state.cost_usd,
-                      "inputs_digest": hashlib.sha256(json.dumps(
-                          state.inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]},
-            time=_millis(state.finished_at), source=f"run:{state.id}"))
-    store.remember(items)
+        policy = episode_policy(settings, state.playbook)
+        if policy == "always" or (policy == "auto" and of_note(state, ws)):
+            items.append(episode(state, domain))
+    if items:
+        store.remember(items)
     seen["runs"].update({r.id: r.status for r in fresh})
     marker.write_text(json.dumps(seen), "utf-8")
 
@@ -323,13 +411,13 @@ def sync_knowledge(store: MemoryStore, folder: Path) -> None:
 
 def new_item(text: str, domain: str, layer: str = "knowledge", item_id: str | None = None,
              metadata: Mapping[str, Any] | None = None, source: str = "",
-             now: dt.datetime | None = None) -> MemoryItem:
+             now: dt.datetime | None = None, key: str | None = None) -> MemoryItem:
     moment = now or dt.datetime.now(dt.UTC)
     if item_id is None:
         item_id = "mem-" + hashlib.sha256(f"{domain}\n{text}".encode()).hexdigest()[:16]
     return MemoryItem(id=item_id, domain=domain, text=text, layer=layer,
                       metadata=dict(metadata or {}), time=int(moment.timestamp() * 1000),
-                      source=source)
+                      source=source, key=key or None)
 
 
 def _millis(stamp: str | None) -> int:
@@ -376,14 +464,15 @@ class PlaybookMemory:
         with self.lock:
             hits = _guard(lambda: self._store().search(
                 args["query"], [args["domain"]], args.get("layer"), int(args.get("k", 5)),
-                args.get("filters") or {}, args.get("mode", "hybrid")))
+                args.get("filters") or {}, args.get("mode", "hybrid"), args.get("as_of")))
         return {"hits": [hit.to_json() for hit in hits]}
 
     def remember(self, args: Mapping[str, Any], key: str) -> dict[str, Any]:
         self._allowed(args["domain"], "remember")
         item_id = args.get("id") or "mem-" + hashlib.sha256(key.encode()).hexdigest()[:16]
         item = new_item(args["text"], args["domain"], args.get("layer", "knowledge"), item_id,
-                        args.get("metadata"), source=f"run:{self.run_id}")
+                        args.get("metadata"), source=f"run:{self.run_id}",
+                        key=args.get("key"))
         with self.lock:
             _guard(lambda: self._store().remember([item]))
         return {"id": item_id}
@@ -391,7 +480,10 @@ class PlaybookMemory:
     def forget(self, args: Mapping[str, Any]) -> dict[str, Any]:
         self._allowed(args["domain"], "forget")
         with self.lock:
-            count = _guard(lambda: self._store().forget([args["id"]], [args["domain"]]))
+            # inside a run the log is the run's own (appended from the trio thread), so a
+            # playbook's forget erases memory but leaves the log to `aiosrun memory forget`
+            count = _guard(lambda: self._store().forget([args["id"]], [args["domain"]],
+                                                       redact=False))
         return {"forgotten": count}
 
 

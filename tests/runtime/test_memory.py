@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiosrun.runtime.memory.embedders import HashingEmbedder, OpenAIEmbedder
@@ -244,3 +245,55 @@ def test_two_processes_adding_to_one_domain_lose_nothing(tmp_path: Path) -> None
     assert [w.wait(120) for w in writers] == [0, 0]
     items, indexed = consistent(folder)
     assert items == indexed == 2500
+
+
+def test_a_fact_with_a_key_supersedes_the_previous_one_and_as_of_sees_the_past(
+        tmp_path: Path) -> None:
+    import datetime as dt
+
+    def at(day: int) -> dt.datetime:
+        return dt.datetime(2026, 3, day, tzinfo=dt.UTC)
+
+    memory = store(tmp_path)
+    key = "customer:ada@example.com:plan"
+    memory.remember([new_item("Ada Lovelace is on the Starter plan", "customers",
+                              item_id="plan-1", key=key, now=at(1))])
+    memory.remember([new_item("Ada Lovelace noise about lunch", "customers", item_id="noise",
+                              now=at(2)),
+                     new_item("Ada Lovelace is on the Pro plan", "customers",
+                              item_id="plan-2", key=key, now=at(10))])
+    memory.remember([new_item("Ada Lovelace is on the Enterprise plan", "customers",
+                              item_id="plan-3", key=key, now=at(20))])
+
+    def ids(**options: Any) -> list[str]:
+        return sorted(h.item.id for h in memory.search("Ada Lovelace plan", k=10, **options))
+
+    for mode in ("hybrid", "bm25", "vector"):
+        assert ids(mode=mode) == ["noise", "plan-3"], mode
+        assert ids(mode=mode, as_of="2026-03-05T00:00:00Z") == ["noise", "plan-1"], mode
+    assert ids(as_of="2026-03-15T00:00:00Z") == ["noise", "plan-2"]
+    assert ids(as_of="2026-03-01T12:00:00Z") == ["plan-1"]  # noise was not said yet
+    assert ids(layer="knowledge") == ["noise", "plan-3"]
+    past = memory.search("Pro plan", as_of="2026-03-12T00:00:00Z")[0].to_json()
+    assert past["id"] == "plan-2" and past["key"] == key
+    assert (past["valid_from"], past["valid_to"]) == ("2026-03-10T00:00:00Z",
+                                                      "2026-03-20T00:00:00Z")
+    # another process, a rebuild from the journal and an erasure agree on the history
+    assert sorted(h.item.id for h in store(tmp_path).search("Ada plan", k=10)) == [
+        "noise", "plan-3"]
+    memory.rebuild()
+    assert ids(as_of="2026-03-15T00:00:00Z") == ["noise", "plan-2"]
+    assert memory.forget(["plan-3"]) == 1
+    assert ids() == ["noise", "plan-2"]  # the one before is current again
+
+
+def test_an_index_of_the_former_schema_is_made_again_from_the_journal(tmp_path: Path) -> None:
+    memory = store(tmp_path)
+    memory.remember([new_item("router firmware notes", "operations", item_id="fw")])
+    state_path = tmp_path / "memory" / "operations" / "state.json"
+    state = json.loads(state_path.read_text())
+    del state["schema"]  # as an aiosrun before facts wrote it
+    state_path.write_text(json.dumps(state))
+    again = store(tmp_path)
+    assert [h.item.id for h in again.search("router firmware")] == ["fw"]
+    assert json.loads(state_path.read_text())["schema"] == 2
