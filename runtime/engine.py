@@ -32,6 +32,7 @@ from typing import Any, overload
 
 import trio
 from aiosrun.dsl import ir
+from aiosrun.dsl.errors import AiosrunError
 from aiosrun.runtime import clock
 from aiosrun.runtime.coordinator.leases import Lease, serve_running
 from aiosrun.runtime.errors import BadRequest, Conflict, EngineError, NotFound
@@ -548,6 +549,8 @@ class Engine:
         async def execute() -> None:
             try:
                 await self._execute(playbook, state, busy_ok=True, lease=lease)
+            except AiosrunError as exc:  # a refusal (a full disk): the run stays resumable
+                self.notices.append(self.ws.masker.text(f"error: run {state.id}: {exc}"))
             except Exception as exc:  # the log keeps the run resumable; the Engine goes on
                 self.notices.append(self.ws.masker.text(
                     f"run {state.id}: internal error: {type(exc).__name__}: {exc}"))

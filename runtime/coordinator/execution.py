@@ -15,8 +15,9 @@ from aiosrun.dsl import ir
 from aiosrun.runtime.coordinator.frames import internal_message
 from aiosrun.runtime.coordinator.interpreter import OnRecord, Runner
 from aiosrun.runtime.coordinator.leases import Lease
-from aiosrun.runtime.log.eventlog import NewEvent
+from aiosrun.runtime.log.eventlog import LogError, NewEvent
 from aiosrun.runtime.log.projections import RunState
+from aiosrun.runtime.log.storage import StorageError
 from aiosrun.runtime.workspace import Workspace
 
 
@@ -37,6 +38,8 @@ async def execute_run(ws: Workspace, playbook: ir.Playbook | None, state: RunSta
             if should_stop is not None:
                 runner.should_stop = should_stop
             return await runner.execute()
+        except (StorageError, LogError):
+            raise  # the log refused (a full disk, corruption): the run stays resumable
         except Exception as exc:  # the run fails; the caller and the other runs go on
             return fail_internal(ws, state.id, exc)
     finally:
