@@ -63,6 +63,13 @@ def _nested(prefix: str, schema: dict[str, Any], out: list[str]) -> None:
             out += ["", f"### {prefix}{key}", "", _cell(value.get("description", "")), "",
                     *_table(value)]
             _nested(f"{prefix}{key}.", value, out)
+        branches = [*value.get("oneOf", []), *value.get("anyOf", [])] \
+            if isinstance(value, dict) else []
+        for branch in branches:  # a key that is a value or an object: the object's keys
+            if isinstance(branch, dict) and branch.get("properties"):
+                out += ["", f"### {prefix}{key} (as an object)", "",
+                        _cell(branch.get("description", "")), "", *_table(branch)]
+                _nested(f"{prefix}{key}.", branch, out)
 
 
 def render_reference(name: str) -> str:

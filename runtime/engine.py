@@ -283,8 +283,15 @@ class Engine:
                                                                      "waiting"):
                 continue
             state = self.ws.run_state(summary.id)
-            if state.finished or (state.status == "waiting" and not due_timers(state, now)):
+            if state.finished:
                 continue
+            if state.status == "waiting":
+                try:
+                    limit = self.ws.playbook(state.digest).policy.timeout_ms
+                except Exception:  # a version that cannot be loaded: execution fails it alone
+                    limit = None
+                if not due_timers(state, now, limit):
+                    continue
             final = await self._try_execute(None, state)  # None: loaded inside, isolated
             if final is None:
                 self.notices.append(f"run {summary.id} is being executed by another process; "

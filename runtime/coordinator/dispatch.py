@@ -117,9 +117,14 @@ async def dispatch(ws: Workspace, on_record: OnRecord | None = None,
     return list(touched.values())
 
 
-def due_timers(state: RunState, now: Any) -> bool:
-    """Whether a waiting run has a gate or wait whose time has come."""
+def due_timers(state: RunState, now: Any, run_timeout_ms: int | None = None) -> bool:
+    """Whether a waiting run has a gate or wait whose time has come, or (with its
+    playbook's ``policy.timeout``) has outlived its deadline."""
     from aiosrun.runtime import clock
+
+    if run_timeout_ms is not None and state.started_at is not None and \
+            (now - clock.parse(state.started_at)).total_seconds() * 1000 >= run_timeout_ms:
+        return True
 
     for gate in state.gates.values():
         if gate.decision is None and not gate.escalated and gate.timeout_at \

@@ -74,7 +74,7 @@ class Runner(Suspensions, Containers, Compensations):
             return state
         if not state.compensating and state.status in ("running", "waiting"):
             frame = Frame("")
-            with trio.move_on_after(self.time_left()) as deadline:
+            with trio.move_on_after(max(0.0, self.time_left())) as deadline:
                 if self.time_left() > 0:
                     await self.run_steps(self.playbook.steps, frame)
             if deadline.cancelled_caught or self.time_left() <= 0:

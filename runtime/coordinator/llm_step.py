@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from aiosrun.adapters.base import PermanentError
 from aiosrun.adapters.llm import (
     BudgetExceeded,
     InvalidAnswer,
@@ -45,7 +46,7 @@ async def run_llm(runner: Runner, body: ir.Llm, frame: Frame, path: str, attempt
     earlier = {(c["attempt"], c["tier"]): c for c in (step_state.calls if step_state else [])}
     output: Any = None
     for number, tier in enumerate(tiers, 1):
-        spec = model_spec(runner.ws, tier.model)
+        spec = _spec(runner, tier.model, path)
         request = ModelRequest(
             model=spec.model, messages=tuple(messages), schema=schema,
             max_tokens=tier.max_tokens or body.max_tokens or spec.max_tokens,
@@ -93,6 +94,18 @@ async def _one_call(runner: Runner, models: Models, spec: ModelSpec, request: Mo
     if body.cache and cached is None:
         models.cache.put(key, runner.ws.masker.data(answer.output))
     return answer.output, accepted
+
+
+def _spec(runner: Runner, alias: str, path: str) -> ModelSpec:
+    """The alias's settings; in a playbook test whose case answers this step, an alias the
+    copied workspace does not declare stands in (nothing is asked of any model)."""
+    try:
+        return model_spec(runner.ws, alias)
+    except PermanentError:
+        doubles = runner.ws.doubles
+        if doubles is None or doubles.answer(path.rsplit("/", 1)[-1]) is None:
+            raise
+        return ModelSpec(alias=alias, provider="test", model=alias)
 
 
 def _accepts(tier: ir.Tier, output: Any, contexts: dict[str, Any]) -> bool:

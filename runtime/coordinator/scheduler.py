@@ -128,7 +128,8 @@ class Server:
                 continue
             try:
                 run = self.ws.run_state(summary.id)
-                if run.finished or (run.status == "waiting" and not due_timers(run, now)):
+                if run.finished or (run.status == "waiting" and not due_timers(
+                        run, now, self.ws.playbook(run.digest).policy.timeout_ms)):
                     continue
             except Exception as exc:  # a run whose state cannot be read fails alone
                 fail_internal(self.ws, summary.id, exc)
