@@ -440,6 +440,8 @@ class EventLog:
             data = self._segment.read_bytes()  # a redaction replaced the file (redaction.py)
             end = data.rfind(b"\n") + 1
             self._open_segment(self._segment, end, zlib.crc32(data[:end]), data.count(b"\n"))
+        elif self._size == os.fstat(self._fd).st_size < self.segment_bytes:
+            return  # nobody appended since: their index lines come with their records
         self._read_index_tail()
         missing: list[str] = []
         while True:
