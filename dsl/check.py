@@ -60,13 +60,12 @@ def check_workspace(doc: Document) -> list[Diagnostic]:
 
 def _webhook_events(doc: Document, hooks: Any) -> list[Diagnostic]:
     """A webhook's ``event:`` without an expression must be an event name itself."""
-    import re
+    from .names import EVENT_NAME
 
     out = []
     for source, spec in (hooks.items() if isinstance(hooks, dict) else ()):
         event = spec.get("event") if isinstance(spec, dict) else None
-        if isinstance(event, str) and "${{" not in event and not re.fullmatch(
-                r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", event):
+        if isinstance(event, str) and "${{" not in event and not EVENT_NAME.fullmatch(event):
             out.append(Diagnostic.at(doc.span(("server", "webhooks", source, "event")),
                                      "event-name", f"'{event}' is not an event name: "
                                      "dot-separated words such as lead.created, or an "

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any, overload
 import trio
 from aiosrun.dsl import ir
 from aiosrun.dsl.errors import AiosrunError
+from aiosrun.dsl.names import EVENT_NAME
 from aiosrun.runtime import clock
 from aiosrun.runtime.coordinator.leases import Lease, serve_running
 from aiosrun.runtime.errors import BadRequest, Conflict, EngineError, NotFound
@@ -55,7 +55,6 @@ from aiosrun.runtime.versions import file_version, plan_apply
 from aiosrun.runtime.workspace import Workspace, find_workspace
 
 Observer = Callable[[Record], None]
-EVENT_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 RESOLVE_ACTIONS = ("retry", "skip", "abort")
 SUBSCRIBE_POLL = 0.02  # seconds between looks at the log when nothing new has come
 

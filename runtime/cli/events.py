@@ -16,7 +16,6 @@ from aiosrun.runtime.cli.render import FORMAT, Progress, dump, session
 if TYPE_CHECKING:
     from aiosrun.runtime.engine import Engine
 
-EVENT_NAME = r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*"
 
 
 @cli.command("emit")
@@ -30,9 +29,9 @@ EVENT_NAME = r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*"
 def emit_command(obj: Context, event: str, data_text: str | None, event_id: str | None,
                  fmt: str) -> None:
     """Record an event; wake the runs waiting for it and start the playbooks it triggers."""
-    import re
+    from aiosrun.dsl.names import EVENT_NAME
 
-    if not re.fullmatch(EVENT_NAME, event):
+    if not EVENT_NAME.fullmatch(event):
         raise click.BadParameter("an event name is dot-separated words, such as "
                                  "customer.signed_up", param_hint="EVENT")
     data: Any = None

@@ -177,7 +177,7 @@ class Api:
         raw = await read_body(request, self.config.max_body, self.config.read_timeout)
         headers = {k.lower(): v for k, v in request.headers.items()}
         webhooks.verify(hook, raw, headers)
-        from aiosrun.runtime.engine import EVENT_NAME
+        from aiosrun.dsl.names import EVENT_NAME
 
         found = webhooks.delivery(hook, raw, headers, EVENT_NAME)
         with trio.CancelScope(shield=True):
