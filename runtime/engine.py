@@ -34,11 +34,10 @@ from aiosrun.dsl import ir
 from aiosrun.dsl.errors import AiosrunError
 from aiosrun.dsl.names import EVENT_NAME
 from aiosrun.runtime import clock
-from aiosrun.runtime.coordinator.leases import Lease, serve_running
 from aiosrun.runtime.errors import BadRequest, Conflict, EngineError, NotFound
 from aiosrun.runtime.log.eventlog import NewEvent, Record
 from aiosrun.runtime.log.projections import RunState, apply_run, fold_run
-from aiosrun.runtime.log.tail import LogTail
+from aiosrun.runtime.log.store import RunLease
 from aiosrun.runtime.log.timeline import timeline_of
 from aiosrun.runtime.memory.api import MemoryAPI
 from aiosrun.runtime.results import (
@@ -199,19 +198,17 @@ class Engine:
                 declared = self._playbook(name).inputs
                 inputs = {k: v for k, v in event.items() if k in declared}
         run_id = new_run_id()
-        lease = Lease(self.ws.state_dir / "runs", run_id)  # before RunStarted: serve must
-        lease.try_acquire()  # not take the new run for a crashed one and execute it first
+        lease = self.ws.store.lease(run_id)  # before RunStarted: serve must not take the
+        lease.try_acquire()  # new run for a crashed one and execute it first
         try:
             loaded, state, started = start_run(self.ws, name, inputs, version=version,
                                                idempotency_key=idempotency_key,
                                                trigger=trigger, run_id=run_id)
         except BaseException:
-            lease.release()
-            (self.ws.state_dir / "runs" / f"{run_id}.lock").unlink(missing_ok=True)
+            lease.discard()
             raise
         if not started:
-            lease.release()
-            (self.ws.state_dir / "runs" / f"{run_id}.lock").unlink(missing_ok=True)
+            lease.discard()
             return Run.of(state)
         if not wait:
             self._in_background(loaded, state, lease)
@@ -462,7 +459,7 @@ class Engine:
         seq, duplicate = emit_event(self.ws, event, data, dict(source or {}), id)
         if duplicate:
             return EmitResult(event, seq, True, (), False)
-        if not self.serving and serve_running(self.ws.state_dir):
+        if not self.serving and self.ws.store.serve_running():
             return EmitResult(event, seq, False, (), False)
         if not wait:
             self._nursery.start_soon(self._dispatch_pending)
@@ -478,7 +475,7 @@ class Engine:
                         after_seq: int = 0) -> AsyncIterator[Record]:
         """The log's records after ``after_seq`` (one run's, or all), then each new one as
         it is appended by any process, for as long as the caller iterates."""
-        tail = LogTail(self.ws.log.folder, after_seq)
+        tail = self.ws.store.tail(after_seq)
         while True:
             records = tail.poll()
             for record in records:
@@ -497,7 +494,8 @@ class Engine:
 
         server = Server(self.ws, say, interval)
         server.on_stop = self.request_stop
-        if server.lock() is None:
+        registration = self.ws.store.register_serve()
+        if registration is None:
             raise Conflict("another `aiosrun serve` is already running for this workspace")
         say(f"serving {self.ws.root}" + (" once" if once else f" every {interval:g}s"))
         self.serving = True
@@ -505,6 +503,7 @@ class Engine:
             await server.run(once)
         finally:
             self.serving = False
+            registration.release()
 
     def request_stop(self) -> None:
         """Stop as ``serve`` does on SIGTERM: runs stop at their next step (resumable) and
@@ -515,8 +514,6 @@ class Engine:
     async def doctor(self, rebuild: bool = False) -> DoctorReport:
         """Verify the whole log (every checksum); with ``rebuild``, rebuild the run index and
         every snapshot from it."""
-        import shutil
-
         count = sum(1 for _ in self.ws.log.read())
         rebuilt = None
         if not rebuild:  # what is derived too: an altered index line, an edited snapshot
@@ -525,7 +522,7 @@ class Engine:
             for run_id in self.ws.workspace_state().runs:
                 self.ws.run_state(run_id)
         if rebuild:
-            shutil.rmtree(self.ws.snapshots, ignore_errors=True)
+            self.ws.store.clear_snapshots()
             rebuilt = self.ws.log.rebuild_index()
             self.ws.save_workspace_snapshot()
             for run_id in self.ws.workspace_state().runs:
@@ -549,7 +546,7 @@ class Engine:
                     f"an observer failed on seq {record.seq}: {exc}"))
 
     def _in_background(self, playbook: ir.Playbook, state: RunState,
-                       lease: Lease | None = None) -> None:
+                       lease: RunLease | None = None) -> None:
         done = self._running[state.id] = trio.Event()
 
         async def execute() -> None:
@@ -566,7 +563,7 @@ class Engine:
         self._nursery.start_soon(execute)
 
     async def _execute(self, playbook: ir.Playbook, state: RunState, *,
-                       busy_ok: bool = False, lease: Lease | None = None) -> RunState:
+                       busy_ok: bool = False, lease: RunLease | None = None) -> RunState:
         """Execute a run until it ends or waits, then dispatch what it emitted. Another
         process executing it: ``Conflict``, or (``busy_ok``) the run as it stands."""
         final = await self._try_execute(playbook, state, lease)
@@ -577,7 +574,7 @@ class Engine:
         raise Conflict(f"run {state.id} is being executed by another aiosrun process")
 
     async def _try_execute(self, playbook: ir.Playbook | None, state: RunState,
-                           lease: Lease | None = None) -> RunState | None:
+                           lease: RunLease | None = None) -> RunState | None:
         """Execute a run holding its lease (``lease``: already held); None when another
         process holds it. An exception that escapes the run fails that run (error class
         ``internal``), not the caller."""
@@ -593,7 +590,7 @@ class Engine:
 
     async def _dispatch_pending(self) -> None:
         """Dispatch the pending events (those runs emitted too), unless `serve` does it."""
-        if not self.serving and serve_running(self.ws.state_dir):
+        if not self.serving and self.ws.store.serve_running():
             return
         if self._dispatching:  # the loop running now takes the new events too
             self._dispatch_again = True

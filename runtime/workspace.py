@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from aiosrun.runtime.coordinator.doubles import Doubles
+    from aiosrun.runtime.log.store import EventStore, Store
 
 WORKSPACE_FILE = "aios.yaml"
 STATE_DIR = ".aios"
@@ -85,23 +86,17 @@ class Workspace:
     """An opened workspace: settings, event log, adapters, state."""
 
     def __init__(self, root: Path, settings: Settings | None = None) -> None:
-        from aiosrun.dsl.durations import parse_duration
-        from aiosrun.runtime.log.eventlog import EventLog
         from aiosrun.runtime.registry import Registry
+        from aiosrun.runtime.secrets import Masker, load_secrets
 
         self.root = root
         self.state_dir = root / STATE_DIR
         self.settings = settings or load_settings(root)
-        log = self.settings.log
-        window = parse_duration(log.get("group_window", "5ms")) or 5
-        self.log = EventLog(self.state_dir / "log", fsync=log.get("fsync", "group"),
-                            group_window=window / 1000,
-                            segment_bytes=log.get("segment_bytes", 64 * 1024 * 1024)).open()
-        self.registry = Registry.discover(root)
-        from aiosrun.runtime.secrets import Masker, load_secrets
-
         self.secrets = load_secrets(root, self.settings.data)
         self.masker = Masker(self.secrets)
+        self.store: Store = open_store(self.state_dir, self.settings, self.secrets)
+        self.log: EventStore = self.store.log
+        self.registry = Registry.discover(root)
         self._playbooks: dict[str, Any] = {}
         self._state: Any = None  # the folded workspace projection, kept up with the log
         self.record_models = os.environ.get("AIOS_RECORD") == "1"  # `run --record`
@@ -126,7 +121,7 @@ class Workspace:
         return self._memory
 
     def close(self) -> None:
-        self.log.close()
+        self.store.close()
 
     def __enter__(self) -> Workspace:
         return self
@@ -144,12 +139,11 @@ class Workspace:
         whose maps they may iterate while the log grows."""
         import copy
 
-        from aiosrun.runtime.log.projections import fold_workspace, load_workspace_snapshot
+        from aiosrun.runtime.log.projections import fold_workspace
 
         if self._state is None:
-            path = self.snapshots / "workspace.json"
-            snapshot = load_workspace_snapshot(path)
-            self._check_covered(path, snapshot)
+            snapshot = self.store.load_workspace_snapshot()
+            self.store.check_covered(snapshot)
             self._state = snapshot
         start = self._state.last_seq + 1 if self._state else 1
         self._state = fold_workspace(self.log.read(start), self._state)
@@ -159,17 +153,8 @@ class Workspace:
                 setattr(view, name, dict(value))
         return view
 
-    def _check_covered(self, path: Path, snapshot: Any) -> None:
-        """A snapshot past the log's end means records were cut off the log: stop."""
-        from aiosrun.runtime.log.projections import check_covered
-
-        self.log.refresh()
-        check_covered(path, snapshot, self.log.last_seq)
-
     def save_workspace_snapshot(self) -> None:
-        from aiosrun.runtime.log.projections import save_snapshot
-
-        save_snapshot(self.snapshots / "workspace.json", self.workspace_state())
+        self.store.save_workspace_snapshot(self.workspace_state())
 
     def playbook(self, digest: str, encoded: Any = None) -> Any:
         """The compiled playbook of a recorded version, decoded once per process."""
@@ -183,17 +168,27 @@ class Workspace:
         return cached
 
     def run_state(self, run_id: str, until_seq: int | None = None) -> Any:
-        from aiosrun.runtime.log.projections import fold_run, load_run_snapshot
+        from aiosrun.runtime.log.projections import fold_run
 
         snapshot = None
         if until_seq is None:
-            path = self.snapshots / "runs" / f"{run_id}.json"
-            snapshot = load_run_snapshot(path)
-            self._check_covered(path, snapshot)
+            snapshot = self.store.load_run_snapshot(run_id)
+            self.store.check_covered(snapshot, run_id)
         start = snapshot.last_seq + 1 if snapshot else 1
         return fold_run(run_id, self.log.read_run(run_id, start), snapshot, until_seq)
 
     def save_run_snapshot(self, state: Any) -> None:
-        from aiosrun.runtime.log.projections import save_snapshot
+        self.store.save_run_snapshot(state)
 
-        save_snapshot(self.snapshots / "runs" / f"{state.id}.json", state)
+
+def open_store(state_dir: Path, settings: Settings, secrets: dict[str, str]) -> Store:
+    """The store ``aios.yaml`` names: the JSONL log in ``.aios``."""
+    from aiosrun.dsl.durations import parse_duration
+    from aiosrun.runtime.log.eventlog import EventLog
+    from aiosrun.runtime.log.jsonl import JsonlStore
+
+    log = settings.log
+    window = parse_duration(log.get("group_window", "5ms")) or 5
+    return JsonlStore(state_dir, EventLog(
+        state_dir / "log", fsync=log.get("fsync", "group"), group_window=window / 1000,
+        segment_bytes=log.get("segment_bytes", 64 * 1024 * 1024)).open())

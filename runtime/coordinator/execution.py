@@ -14,21 +14,21 @@ from typing import Any
 from aiosrun.dsl import ir
 from aiosrun.runtime.coordinator.frames import internal_message
 from aiosrun.runtime.coordinator.interpreter import OnRecord, Runner
-from aiosrun.runtime.coordinator.leases import Lease
 from aiosrun.runtime.log.eventlog import LogError, NewEvent
 from aiosrun.runtime.log.projections import RunState
 from aiosrun.runtime.log.storage import StorageError
+from aiosrun.runtime.log.store import RunLease
 from aiosrun.runtime.workspace import Workspace
 
 
 async def execute_run(ws: Workspace, playbook: ir.Playbook | None, state: RunState, *,
                       on_record: OnRecord | None = None,
                       should_stop: Callable[[], bool] | None = None,
-                      lease: Lease | None = None) -> RunState | None:
+                      lease: RunLease | None = None) -> RunState | None:
     """The run's final (or suspended) state; None when another process holds its lease
     (``lease``: one the caller already holds, released here)."""
     if lease is None:
-        lease = Lease(ws.state_dir / "runs", state.id)
+        lease = ws.store.lease(state.id)
         if not lease.try_acquire():
             lease.close()
             return None

@@ -16,8 +16,6 @@ cleanly: runs in flight stop at the next step boundary and stay resumable.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
-import os
 import signal
 from collections.abc import Callable
 
@@ -51,17 +49,6 @@ class Server:
         self.limiter = trio.CapacityLimiter(int(limit))
         self.active: set[str] = set()  # runs this server executes right now
         self.nursery: trio.Nursery | None = None
-
-    def lock(self) -> int | None:
-        """Only one serve per workspace; commands see the lock and leave dispatch to us."""
-        self.ws.state_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.ws.state_dir / "serve.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        return fd
 
     async def run(self, once: bool) -> None:
         async with trio.open_nursery() as outer:

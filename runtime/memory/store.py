@@ -242,9 +242,7 @@ def open_store(ws: Any) -> MemoryStore:
     store = MemoryStore(ws.state_dir / "memory", embedder, domains, fusion, ws.masker.data)
 
     def redactor(texts: list[str]) -> None:
-        from aiosrun.runtime.log.redaction import redact
-
-        redact(ws.log, texts, ws.snapshots)
+        ws.store.redact(texts)
 
     store.redactor = redactor
     catch_up(store, ws)

@@ -1,0 +1,144 @@
+"""The embedded store: the JSONL event log in ``.aios/log`` and files beside it.
+
+Leases are an exclusive ``flock`` per run (``.aios/runs/ID.lock``): the kernel drops a lock
+when its process dies, which is how ``resume`` tells a crashed run from a running one.
+``aiosrun serve`` holds ``.aios/serve.lock``, so one serve runs per workspace folder and
+commands see that it dispatches for them. Snapshots are checksummed JSON files in
+``.aios/snapshots``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiosrun.dsl.errors import AiosrunError
+from aiosrun.runtime.log.eventlog import EventLog
+from aiosrun.runtime.log.projections import (
+    RunState,
+    WorkspaceState,
+    check_covered,
+    load_run_snapshot,
+    load_workspace_snapshot,
+    save_snapshot,
+)
+from aiosrun.runtime.log.tail import LogTail
+
+
+class FileLease:
+    """An exclusive ``flock`` per run while a process executes it."""
+
+    def __init__(self, folder: Path, run_id: str) -> None:
+        self.path = folder / f"{run_id}.lock"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # a read-only workspace, a full disk
+            raise AiosrunError(f"{folder}: cannot take run {run_id}'s lease "
+                               f"({exc.strerror or exc}); nothing was recorded") from None
+
+    def try_acquire(self) -> bool:
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+    def release(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def discard(self) -> None:
+        self.release()
+        self.path.unlink(missing_ok=True)
+
+
+class ServeLock:
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def release(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+class JsonlStore:
+    """The log, leases and snapshots of one workspace folder's ``.aios``."""
+
+    url = "jsonl"
+    shared = False
+
+    def __init__(self, state_dir: Path, log: EventLog) -> None:
+        self.state_dir = state_dir
+        self.log = log
+        self.snapshots = state_dir / "snapshots"
+
+    def tail(self, after_seq: int = 0) -> LogTail:
+        return LogTail(self.log.folder, after_seq)
+
+    def lease(self, run_id: str) -> FileLease:
+        return FileLease(self.state_dir / "runs", run_id)
+
+    def register_serve(self) -> ServeLock | None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.state_dir / "serve.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return ServeLock(fd)
+
+    def serve_running(self) -> bool:
+        path = self.state_dir / "serve.lock"
+        if not path.exists():
+            return False
+        fd = os.open(path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+
+    def _path(self, run_id: str | None) -> Path:
+        if run_id is None:
+            return self.snapshots / "workspace.json"
+        return self.snapshots / "runs" / f"{run_id}.json"
+
+    def load_run_snapshot(self, run_id: str) -> RunState | None:
+        return load_run_snapshot(self._path(run_id))
+
+    def save_run_snapshot(self, state: RunState) -> None:
+        save_snapshot(self._path(state.id), state)
+
+    def load_workspace_snapshot(self) -> WorkspaceState | None:
+        return load_workspace_snapshot(self._path(None))
+
+    def save_workspace_snapshot(self, state: WorkspaceState) -> None:
+        save_snapshot(self._path(None), state)
+
+    def clear_snapshots(self) -> None:
+        shutil.rmtree(self.snapshots, ignore_errors=True)
+
+    def check_covered(self, snapshot: RunState | WorkspaceState | None,
+                      run_id: str | None = None) -> None:
+        if snapshot is not None:
+            self.log.refresh()
+            check_covered(self._path(run_id), snapshot, self.log.last_seq)
+
+    def redact(self, texts: Sequence[str]) -> int:
+        from aiosrun.runtime.log.redaction import redact
+
+        return redact(self.log, texts, self.snapshots)
+
+    def close(self) -> None:
+        self.log.close()
