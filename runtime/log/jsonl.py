@@ -14,6 +14,7 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiosrun.dsl.errors import AiosrunError
 from aiosrun.runtime.log.eventlog import EventLog
@@ -26,6 +27,9 @@ from aiosrun.runtime.log.projections import (
     save_snapshot,
 )
 from aiosrun.runtime.log.tail import LogTail
+
+if TYPE_CHECKING:
+    from aiosrun.runtime.log.group_commit import GroupCommit
 
 
 class FileLease:
@@ -78,6 +82,16 @@ class JsonlStore:
         self.state_dir = state_dir
         self.log = log
         self.snapshots = state_dir / "snapshots"
+        self._commits: GroupCommit | None = None
+
+    async def durable(self) -> None:
+        """Share one fsync in a worker thread with every task that waits meanwhile
+        (:mod:`.group_commit`)."""
+        if self._commits is None:
+            from aiosrun.runtime.log.group_commit import GroupCommit
+
+            self._commits = GroupCommit(self.log)
+        await self._commits.sync()
 
     def tail(self, after_seq: int = 0) -> LogTail:
         return LogTail(self.log.folder, after_seq)
@@ -119,6 +133,9 @@ class JsonlStore:
 
     def save_run_snapshot(self, state: RunState) -> None:
         save_snapshot(self._path(state.id), state)
+
+    def has_run_snapshot(self, run_id: str) -> bool:
+        return self._path(run_id).exists()
 
     def load_workspace_snapshot(self) -> WorkspaceState | None:
         return load_workspace_snapshot(self._path(None))

@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
-from aiosrun.runtime.log.eventlog import LogCorrupted, NewEvent, Record
+from aiosrun.runtime.log.eventlog import FsyncPolicy, LogCorrupted, NewEvent, Record
 from aiosrun.runtime.log.projections import RunState, WorkspaceState
 
 
@@ -29,6 +29,8 @@ class EventStore(Protocol):
     repaired: str | None  # what opening repaired (a torn tail), for the caller to report
     read_only: bool
     index_problem: LogCorrupted | None  # a damaged run index: readers that use it stop
+    fsync_policy: FsyncPolicy
+    fsync_hook: Callable[[], None] | None  # ``group``: told when an fsync is due
 
     def append(self, event: NewEvent) -> Record: ...
 
@@ -119,6 +121,10 @@ class Store(Protocol):
         """Whether several serve processes may share it (PostgreSQL)."""
         ...
 
+    async def durable(self) -> None:
+        """Make this process's appends durable without blocking the event loop."""
+        ...
+
     def tail(self, after_seq: int = 0) -> Tail: ...
 
     def lease(self, run_id: str) -> RunLease: ...
@@ -135,6 +141,8 @@ class Store(Protocol):
     def load_run_snapshot(self, run_id: str) -> RunState | None: ...
 
     def save_run_snapshot(self, state: RunState) -> None: ...
+
+    def has_run_snapshot(self, run_id: str) -> bool: ...
 
     def load_workspace_snapshot(self) -> WorkspaceState | None: ...
 
