@@ -203,7 +203,12 @@ class Workspace:
 
 
 def open_store(state_dir: Path, settings: Settings, secrets: dict[str, str]) -> Store:
-    """The store ``aios.yaml`` names: the JSONL log in ``.aios``."""
+    """The store ``aios.yaml`` names: PostgreSQL under ``store.url``, else the JSONL log."""
+    store = settings.data.get("store")
+    if isinstance(store, dict) and store.get("url"):
+        from aiosrun.runtime.log.postgres import open_postgres
+
+        return open_postgres(store, secrets)
     from aiosrun.dsl.durations import parse_duration
     from aiosrun.runtime.log.eventlog import EventLog
     from aiosrun.runtime.log.jsonl import JsonlStore

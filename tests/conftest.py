@@ -32,3 +32,31 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[object]:
+    """One real PostgreSQL server for the session (tests/support/postgres.py), stopped and
+    removed at its end. Without the package: skipped locally, an error in CI (``.ci/run``
+    installs it)."""
+    from tests.support.postgres import PostgresServer, find_bindir
+
+    if find_bindir() is None:
+        message = "PostgreSQL is not installed: apt-get install -y postgresql"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: object) -> str:
+    """A fresh, empty database on the session's server."""
+    from tests.support.postgres import PostgresServer
+
+    assert isinstance(postgres_server, PostgresServer)
+    return postgres_server.database()

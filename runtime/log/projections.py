@@ -443,8 +443,7 @@ def save_snapshot(path: Path, state: RunState | WorkspaceState) -> None:
     """Write atomically, with a checksum: a crash leaves the old snapshot or the new one, and
     an edit is noticed. A snapshot only saves replay time, so one that cannot be written (a
     full disk) is left out rather than failing what was recorded."""
-    body = json.dumps(state, ensure_ascii=False, default=vars)  # asdict() copied it all first
-    text = f"{_SNAPSHOT_HEADER}{zlib.crc32(body.encode('utf-8')):08x}\n{body}"
+    text = snapshot_text(state)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -455,6 +454,12 @@ def save_snapshot(path: Path, state: RunState | WorkspaceState) -> None:
             temporary.unlink()
 
 
+def snapshot_text(state: RunState | WorkspaceState) -> str:
+    """A snapshot as stored (a file, a row): a checksum line, then the state as JSON."""
+    body = json.dumps(state, ensure_ascii=False, default=vars)  # asdict() copied it all first
+    return f"{_SNAPSHOT_HEADER}{zlib.crc32(body.encode('utf-8')):08x}\n{body}"
+
+
 def _snapshot_body(path: Path) -> Any:
     """The parsed snapshot, None when there is none; raises :class:`SnapshotCorrupted`."""
     try:
@@ -463,6 +468,11 @@ def _snapshot_body(path: Path) -> Any:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise SnapshotCorrupted(f"{path}: unreadable snapshot ({exc})") from None
+    return parse_snapshot(text, path)
+
+
+def parse_snapshot(text: str, where: object) -> Any:
+    """The state a :func:`snapshot_text` holds; raises :class:`SnapshotCorrupted`."""
     header, _, body = text.partition("\n")
     crc = header.removeprefix(_SNAPSHOT_HEADER)
     try:
@@ -472,13 +482,17 @@ def _snapshot_body(path: Path) -> Any:
             return json.loads(body)
     except ValueError:
         pass
-    raise SnapshotCorrupted(f"{path}: the snapshot does not match its checksum (edited or "
+    raise SnapshotCorrupted(f"{where}: the snapshot does not match its checksum (edited or "
                             "damaged); snapshots are derived from the log: `aiosrun doctor "
                             "--rebuild` rebuilds them")
 
 
 def load_run_snapshot(path: Path) -> RunState | None:
-    raw = _snapshot_body(path)
+    return run_snapshot(_snapshot_body(path))
+
+
+def run_snapshot(raw: Any) -> RunState | None:
+    """A run's state from a parsed snapshot (None: none, or an older layout)."""
     if raw is None:
         return None
     try:
@@ -492,7 +506,11 @@ def load_run_snapshot(path: Path) -> RunState | None:
 
 
 def load_workspace_snapshot(path: Path) -> WorkspaceState | None:
-    raw = _snapshot_body(path)
+    return workspace_snapshot(_snapshot_body(path))
+
+
+def workspace_snapshot(raw: Any) -> WorkspaceState | None:
+    """The workspace's state from a parsed snapshot (None: none, or an older layout)."""
     if raw is None:
         return None
     try:

@@ -1,0 +1,292 @@
+"""The event log as a PostgreSQL table (DESIGN section 15), for several workers on one state.
+
+A record is one row of ``aios_events``: its ``seq`` (the primary key), its run, its type, its
+event id (unique: an event recorded twice is impossible even past the guards), and the line
+exactly as the JSONL log encodes it, CRC32 included, so every read verifies the checksum and
+a copied log (``aiosrun migrate``) is byte for byte the same records.
+
+An append is one transaction that first takes a transaction-level advisory lock: under it
+the appender reads the newest ``seq``, asks the caller's guard, inserts the batch with the
+next seqs and files new runs in ``aios_runs`` (the run index). PostgreSQL makes a commit
+visible before it lets the lock go, so appenders never leave a gap and a reader never sees
+seq N+1 without N; every reader still checks that the seqs it reads are contiguous.
+
+psycopg 3's async API is asyncio-only, so this uses one synchronous connection, called from
+the thread that owns the Workspace (as the JSONL log makes its file calls); a statement on a
+local server takes a fraction of a millisecond.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from aiosrun.runtime.log.eventlog import (
+    FsyncPolicy,
+    LogCorrupted,
+    LogError,
+    LogLocked,
+    NewEvent,
+    Record,
+    decode,
+    encode,
+    format_ts,
+    utc_now,
+)
+
+LOCK_KEY = 0x61696F73  # "aios": the appenders' advisory lock
+SCHEMA_KEY = 0x61696F74  # creating the tables, once
+PAGE = 2000  # rows read per query
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS aios_events (
+    seq bigint PRIMARY KEY,
+    run text,
+    type text NOT NULL,
+    event_id text,
+    line text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS aios_events_run ON aios_events (run, seq) WHERE run IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS aios_events_event_id ON aios_events (event_id)
+    WHERE event_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS aios_runs (
+    run text PRIMARY KEY,
+    first_seq bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS aios_snapshots (
+    key text PRIMARY KEY,
+    last_seq bigint NOT NULL,
+    body text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS aios_leases (
+    run text PRIMARY KEY,
+    owner text NOT NULL,
+    token text NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS aios_workers (
+    owner text PRIMARY KEY,
+    host text NOT NULL,
+    pid integer NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS aios_ledger (
+    name text NOT NULL,
+    key text NOT NULL,
+    entry text NOT NULL,
+    PRIMARY KEY (name, key)
+);
+"""
+
+
+class StoreUnavailable(LogError):
+    """PostgreSQL refused or went away: nothing of the batch was recorded."""
+
+
+def connect(url: str, password: str | None, where: str) -> Any:
+    """An autocommit connection (statements outside an explicit transaction commit alone)."""
+    try:
+        import psycopg
+    except ImportError:
+        raise LogError("store.url names PostgreSQL, which needs psycopg: "
+                       "pip install 'aiosrun[postgresql]'") from None
+    try:
+        extra: dict[str, Any] = {"password": password} if password else {}
+        return psycopg.connect(url, autocommit=True, connect_timeout=10,
+                               options="-c lock_timeout=30s", **extra)
+    except psycopg.Error as exc:
+        raise StoreUnavailable(f"{where}: cannot connect to PostgreSQL "
+                               f"({_reason(exc, password)})") from None
+
+
+def _reason(exc: BaseException, password: str | None) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.replace(password, "***") if password else text
+
+
+def create_schema(conn: Any) -> None:
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_KEY,))
+        conn.execute(SCHEMA)
+
+
+class PgLog:
+    """The log of one PostgreSQL database; one instance per process, like ``EventLog``."""
+
+    fsync_policy: FsyncPolicy = "always"  # a commit is durable when it returns
+    read_only = False
+
+    def __init__(self, conn: Any, where: str, password: str | None = None,
+                 now: Callable[[], dt.datetime] = utc_now) -> None:
+        self.conn = conn
+        self.where = where  # the URL without a password, for messages
+        self.password = password
+        self.now = now
+        self.last_seq = 0
+        self.repaired: str | None = None
+        self.index_problem: LogCorrupted | None = None
+        self.fsync_hook: Callable[[], None] | None = None
+        self._depth = 0
+        self._file = Path(f"{where}#aios_events")  # how a corrupt row is named
+
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        """A driver error becomes a one-line :class:`StoreUnavailable` (never a password)."""
+        import psycopg
+
+        try:
+            yield
+        except psycopg.errors.LockNotAvailable:
+            raise LogLocked(f"{self.where}: another aiosrun process has held the event log "
+                            "for over 30 s; is one stuck?") from None
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"{self.where}: PostgreSQL refused "
+                                   f"({_reason(exc, self.password)}); nothing was recorded"
+                                   ) from None
+
+    def open(self) -> PgLog:
+        with self.errors():
+            create_schema(self.conn)
+        self.refresh()
+        return self
+
+    # ---- appending --------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        with self.errors(), self.conn.transaction():
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            self._depth = 1
+            try:
+                self._read_last_seq()
+                yield
+            finally:
+                self._depth = 0
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        return self._locked()
+
+    def append(self, event: NewEvent) -> Record:
+        return self.append_many([event])[0]
+
+    def append_many(self, events: Sequence[NewEvent],
+                    guard: Callable[[], bool] | None = None) -> list[Record]:
+        records: list[Record] = []
+        with self._locked():
+            if guard is not None and not guard():
+                return []
+            ts = format_ts(self.now())
+            rows = []
+            first_runs: dict[str, int] = {}
+            for offset, event in enumerate(events, start=1):
+                record = Record(self.last_seq + offset, ts, event.type, dict(event.data),
+                                event.run, event.cause)
+                records.append(record)
+                event_id = record.data.get("id") if record.type == "EventEmitted" else None
+                rows.append((record.seq, record.run, record.type,
+                             None if event_id is None else str(event_id),
+                             encode(record).decode("utf-8").rstrip("\n")))
+                if record.run is not None:
+                    first_runs.setdefault(record.run, record.seq)
+            with self.errors(), self.conn.cursor() as cursor:
+                cursor.executemany("INSERT INTO aios_events (seq, run, type, event_id, "
+                                   "line) VALUES (%s, %s, %s, %s, %s)", rows)
+                if first_runs:
+                    cursor.executemany("INSERT INTO aios_runs (run, first_seq) VALUES "
+                                       "(%s, %s) ON CONFLICT (run) DO NOTHING",
+                                       list(first_runs.items()))
+            if records:
+                self.last_seq = records[-1].seq
+        return records
+
+    def refresh(self) -> None:
+        with self.errors():
+            self._read_last_seq()
+
+    def _read_last_seq(self) -> None:
+        row = self.conn.execute("SELECT coalesce(max(seq), 0) FROM aios_events").fetchone()
+        self.last_seq = int(row[0])
+
+    def sync(self) -> None:
+        """Nothing to do: every committed append is already durable."""
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+    # ---- reading ------------------------------------------------------------------------
+
+    def _rows(self, query: str, args: tuple[Any, ...], from_seq: int, *,
+              contiguous: bool) -> Iterator[Record]:
+        """Rows page by page (a new query per page, so the caller may append between
+        them), each verified: checksum, seq column, and (for the whole log) contiguity."""
+        after = from_seq - 1
+        expected = from_seq
+        while True:
+            with self.errors():
+                rows = self.conn.execute(query, (*args, after, PAGE)).fetchall()
+            for seq, line in rows:
+                record = decode(line.encode("utf-8"), self._file, seq)
+                if record.seq != seq or (contiguous and seq != expected):
+                    raise LogCorrupted(self._file, seq,
+                                       f"seq {seq} where {expected} was due: records are "
+                                       "missing or out of place")
+                expected = seq + 1
+                after = seq
+                yield record
+            if len(rows) < PAGE:
+                return
+
+    def read(self, from_seq: int = 1) -> Iterator[Record]:
+        self.refresh()
+        first = max(from_seq, 1)
+        if first > self.last_seq:
+            return iter(())
+        return self._rows("SELECT seq, line FROM aios_events WHERE seq > %s ORDER BY seq "
+                          "LIMIT %s", (), first, contiguous=True)
+
+    def read_run(self, run: str, from_seq: int = 1) -> Iterator[Record]:
+        return (record for record in self._rows(
+            "SELECT seq, line FROM aios_events WHERE run = %s AND seq > %s ORDER BY seq "
+            "LIMIT %s", (run,), max(from_seq, 1), contiguous=False) if record.run == run)
+
+    def runs(self) -> list[str]:
+        with self.errors():
+            rows = self.conn.execute("SELECT run FROM aios_runs ORDER BY first_seq").fetchall()
+        return [row[0] for row in rows]
+
+    def has_run(self, run: str) -> bool:
+        with self.errors():
+            return self.conn.execute("SELECT 1 FROM aios_runs WHERE run = %s",
+                                     (run,)).fetchone() is not None
+
+    def rebuild_index(self) -> int:
+        """Refill ``aios_runs`` from the records."""
+        with self._locked(), self.errors():
+            self.conn.execute("DELETE FROM aios_runs")
+            self.conn.execute("INSERT INTO aios_runs (run, first_seq) SELECT run, min(seq) "
+                              "FROM aios_events WHERE run IS NOT NULL GROUP BY run")
+            row = self.conn.execute("SELECT count(*) FROM aios_runs").fetchone()
+        return int(row[0])
+
+    def check_index(self) -> None:
+        """``doctor``: the run index names exactly the runs the records have."""
+        with self.errors():
+            row = self.conn.execute(
+                "SELECT count(*) FROM (SELECT run, min(seq) AS first_seq FROM aios_events "
+                "WHERE run IS NOT NULL GROUP BY run) AS truth FULL JOIN aios_runs USING "
+                "(run, first_seq) WHERE truth.run IS NULL OR aios_runs.run IS NULL"
+            ).fetchone()
+        if int(row[0]):
+            raise LogCorrupted(Path(f"{self.where}#aios_runs"), 1,
+                               f"{row[0]} run index rows disagree with the records; the index "
+                               "is derived from the log: `aiosrun doctor --rebuild` rewrites it")
