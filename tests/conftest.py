@@ -60,3 +60,13 @@ def postgres_url(postgres_server: object) -> str:
 
     assert isinstance(postgres_server, PostgresServer)
     return postgres_server.database()
+
+
+@pytest.fixture(params=["jsonl", "postgresql"])
+def store(request: pytest.FixtureRequest) -> str:
+    """The ``store:`` line of ``aios.yaml`` for each store a test runs against: none (the
+    JSONL log in ``.aios/``) or a fresh database on the session's PostgreSQL server."""
+    if request.param == "jsonl":
+        return ""
+    server = request.getfixturevalue("postgres_server")
+    return f'store: {{url: "{server.database()}", lease_timeout: 3s}}\n'

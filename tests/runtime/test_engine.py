@@ -22,7 +22,7 @@ from aiosrun.runtime.errors import (
     NotFound,
     PlaybookNotFound,
 )
-from aiosrun.runtime.log.eventlog import EventLog
+from aiosrun.runtime.workspace import Workspace
 
 GATED = """\
 apiVersion: aiosrun/v1
@@ -96,9 +96,9 @@ steps:
 """
 
 
-def make_workspace(root: Path, **playbooks: str) -> Path:
+def make_workspace(root: Path, store: str = "", **playbooks: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    (root / "aios.yaml").write_text("apiVersion: aiosrun/v1\nkind: Workspace\n")
+    (root / "aios.yaml").write_text("apiVersion: aiosrun/v1\nkind: Workspace\n" + store)
     (root / "playbooks").mkdir(exist_ok=True)
     for name, text in playbooks.items():
         (root / "playbooks" / f"{name}.yaml").write_text(text)
@@ -106,11 +106,12 @@ def make_workspace(root: Path, **playbooks: str) -> Path:
 
 
 def log_records(root: Path) -> list[dict[str, Any]]:
-    log = EventLog(root / ".aios" / "log").open()
+    """The whole log, from whichever store the workspace names."""
+    ws = Workspace(root)
     try:
-        return [r.to_json() for r in log.read()]
+        return [r.to_json() for r in ws.log.read()]
     finally:
-        log.close()
+        ws.close()
 
 
 def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -119,8 +120,8 @@ def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_start_stops_at_the_gate_and_approve_finishes_the_run(tmp_path: Path) -> None:
-    root = make_workspace(tmp_path / "shop", gated=GATED)
+def test_start_stops_at_the_gate_and_approve_finishes_the_run(tmp_path: Path, store: str) -> None:
+    root = make_workspace(tmp_path / "shop", store, gated=GATED)
 
     async def main() -> tuple[Any, Any]:
         async with Engine.open(root) as engine:
@@ -143,8 +144,8 @@ def test_start_stops_at_the_gate_and_approve_finishes_the_run(tmp_path: Path) ->
     assert json.loads(shown.stdout) == done.to_json()
 
 
-def test_the_same_idempotency_key_returns_the_same_run(tmp_path: Path) -> None:
-    root = make_workspace(tmp_path / "shop", gated=GATED)
+def test_the_same_idempotency_key_returns_the_same_run(tmp_path: Path, store: str) -> None:
+    root = make_workspace(tmp_path / "shop", store, gated=GATED)
 
     async def main() -> list[str]:
         async with Engine.open(root) as engine:
@@ -161,8 +162,8 @@ def test_the_same_idempotency_key_returns_the_same_run(tmp_path: Path) -> None:
     assert len(started) == 2
 
 
-def test_an_event_id_is_recorded_and_dispatched_once(tmp_path: Path) -> None:
-    root = make_workspace(tmp_path / "shop", **{"on-signup": ON_SIGNUP})
+def test_an_event_id_is_recorded_and_dispatched_once(tmp_path: Path, store: str) -> None:
+    root = make_workspace(tmp_path / "shop", store, **{"on-signup": ON_SIGNUP})
 
     async def main() -> list[Any]:
         async with Engine.open(root) as engine:
@@ -185,8 +186,9 @@ def test_an_event_id_is_recorded_and_dispatched_once(tmp_path: Path) -> None:
     assert [r["data"]["id"] for r in emitted] == ["delivery-1", "delivery-2"]
 
 
-def test_emit_without_wait_runs_the_triggered_playbook_in_the_nursery(tmp_path: Path) -> None:
-    root = make_workspace(tmp_path / "shop", **{"on-signup": ON_SIGNUP})
+def test_emit_without_wait_runs_the_triggered_playbook_in_the_nursery(tmp_path: Path,
+                                                                    store: str) -> None:
+    root = make_workspace(tmp_path / "shop", store, **{"on-signup": ON_SIGNUP})
 
     async def main() -> Any:
         async with Engine.open(root) as engine:
@@ -199,8 +201,8 @@ def test_emit_without_wait_runs_the_triggered_playbook_in_the_nursery(tmp_path: 
     assert (root / "greeted.txt").read_text() == "ada@example.com\n"
 
 
-def test_a_wait_is_woken_by_the_event(tmp_path: Path) -> None:
-    root = make_workspace(tmp_path / "shop", waiter=WAITER)
+def test_a_wait_is_woken_by_the_event(tmp_path: Path, store: str) -> None:
+    root = make_workspace(tmp_path / "shop", store, waiter=WAITER)
 
     async def main() -> tuple[Any, Any]:
         async with Engine.open(root) as engine:
@@ -215,8 +217,8 @@ def test_a_wait_is_woken_by_the_event(tmp_path: Path) -> None:
     assert [(r.id, r.status) for r in woke.runs] == [(run.id, "succeeded")]
 
 
-def test_conflicts_and_missing_things_are_errors_of_their_own(tmp_path: Path) -> None:
-    root = make_workspace(tmp_path / "shop", gated=GATED, failing=FAILING)
+def test_conflicts_and_missing_things_are_errors_of_their_own(tmp_path: Path, store: str) -> None:
+    root = make_workspace(tmp_path / "shop", store, gated=GATED, failing=FAILING)
 
     async def main() -> None:
         async with Engine.open(root) as engine:
@@ -266,8 +268,8 @@ def test_no_workspace_is_not_found(tmp_path: Path) -> None:
         trio.run(main)
 
 
-def test_subscribe_sees_records_while_the_run_executes(tmp_path: Path) -> None:
-    root = make_workspace(tmp_path / "shop", slow=SLOW)
+def test_subscribe_sees_records_while_the_run_executes(tmp_path: Path, store: str) -> None:
+    root = make_workspace(tmp_path / "shop", store, slow=SLOW)
 
     async def main() -> tuple[list[str], list[str]]:
         async with Engine.open(root) as engine:
@@ -295,8 +297,8 @@ def test_subscribe_sees_records_while_the_run_executes(tmp_path: Path) -> None:
     assert seen.count("StepSucceeded") == 3
 
 
-def test_subscribe_after_a_seq_starts_after_it(tmp_path: Path) -> None:
-    root = make_workspace(tmp_path / "shop", gated=GATED)
+def test_subscribe_after_a_seq_starts_after_it(tmp_path: Path, store: str) -> None:
+    root = make_workspace(tmp_path / "shop", store, gated=GATED)
 
     async def main() -> list[int]:
         async with Engine.open(root) as engine:
@@ -331,8 +333,8 @@ trio.run(main)
 """
 
 
-def test_two_engines_in_two_processes_share_one_workspace(tmp_path: Path) -> None:
-    root = make_workspace(tmp_path / "shop", gated=GATED, **{"on-signup": ON_SIGNUP})
+def test_two_engines_in_two_processes_share_one_workspace(tmp_path: Path, store: str) -> None:
+    root = make_workspace(tmp_path / "shop", store, gated=GATED, **{"on-signup": ON_SIGNUP})
     assert cli(root, "apply").returncode == 0
     script = tmp_path / "drive.py"
     script.write_text(textwrap.dedent(SCRIPT))
@@ -373,8 +375,8 @@ steps:
 """
 
 
-def test_a_cancelled_engine_leaves_its_runs_resumable(tmp_path: Path) -> None:
-    root = make_workspace(tmp_path / "shop", effectful=EFFECTFUL)
+def test_a_cancelled_engine_leaves_its_runs_resumable(tmp_path: Path, store: str) -> None:
+    root = make_workspace(tmp_path / "shop", store, effectful=EFFECTFUL)
 
     async def leave_early() -> str:
         with trio.move_on_after(1.0):
