@@ -87,6 +87,22 @@ class CallContext:
     emit: Callable[[str, Any, str], int] | None = None  # event, data, key -> seq
     memory: MemoryService | None = None  # the domains this playbook declared, nothing else
     mask: Callable[[str], str] = lambda text: text  # secrets -> *** (for what is kept)
+    # the store's journals (effects ledgers): shared by every worker of a PostgreSQL store
+    journal: Callable[[str], Journal] | None = None
+
+
+class Journal(Protocol):
+    """An append-only list of JSON entries (an effects ledger, the billing ledger), held by
+    one process at a time from ``__enter__`` (which returns the entries so far) to
+    ``__exit__``."""
+
+    def __enter__(self) -> list[dict[str, Any]]: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def append(self, entry: dict[str, Any]) -> None:
+        """Record ``entry`` durably, or raise a :class:`TransientError` (nothing kept)."""
+        ...
 
 
 class MemoryService(Protocol):

@@ -9,15 +9,11 @@ a playbook can hand the mismatch to the operator (``escalate:``).
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, ClassVar
 
-from .base import Action, Adapter, CallContext, PermanentError
-from .effects import append_line, open_ledger
+from .base import Action, Adapter, CallContext, Journal, PermanentError
+from .effects import journal
 
 
 def _schema(required: list[str], **props: Any) -> dict[str, Any]:
@@ -56,7 +52,7 @@ class BillingAdapter(Adapter):
     async def call(self, action: str, args: Mapping[str, Any],
                    ctx: CallContext) -> Mapping[str, Any]:
         currency = str(ctx.settings.get("currency", "USD"))
-        with _Ledger(ctx.state_dir / "billing" / "ledger.jsonl") as ledger:
+        with _Ledger(journal(ctx, "billing/ledger")) as ledger:
             if action == "list_invoices":
                 invoices = [i for i in ledger.invoices.values()
                             if args.get("status") in (None, i["status"])
@@ -98,27 +94,21 @@ class BillingAdapter(Adapter):
 
 
 class _Ledger:
-    """The ledger file, folded into invoices and payments, held under a lock while used."""
+    """The ledger's journal, folded into invoices and payments, held while used."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
         self.invoices: dict[str, dict[str, Any]] = {}
         self.payments: list[dict[str, Any]] = []
         self.results: dict[str, dict[str, Any]] = {}
-        self._fd: int | None = None
 
     def __enter__(self) -> _Ledger:
-        self._fd = open_ledger(self.path)
-        with open(self.path, "rb") as handle:
-            for line in handle:
-                if line.endswith(b"\n"):
-                    self._apply(json.loads(line))
+        for entry in self.journal.__enter__():
+            self._apply(entry)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
+        self.journal.__exit__(*exc)
 
     def _apply(self, entry: dict[str, Any]) -> None:
         record = entry["record"]
@@ -137,7 +127,6 @@ class _Ledger:
 
     def write(self, key: str, kind: str, record: dict[str, Any]) -> dict[str, Any]:
         entry = {"key": key, "kind": kind, "record": record}
-        assert self._fd is not None
-        append_line(self._fd, self.path, entry)
+        self.journal.append(entry)
         self._apply(entry)
         return record

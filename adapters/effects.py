@@ -14,11 +14,10 @@ import errno
 import fcntl
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .base import TransientError
+from .base import CallContext, Journal, TransientError
 
 
 class LedgerFull(TransientError):
@@ -61,34 +60,59 @@ def append_line(fd: int, path: Path, entry: dict[str, Any]) -> None:
         raise LedgerFull(f"{path}: {reason}, nothing was recorded") from None
 
 
-class EffectsLedger:
-    """Intent/done records per idempotency key, held under an exclusive lock while used."""
+class FileJournal:
+    """A journal as a JSON-lines file under ``.aios/`` (the JSONL store's), ``flock``ed."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.entries: dict[str, dict[str, Any]] = {}
         self._fd: int | None = None
 
-    def __enter__(self) -> EffectsLedger:
+    def __enter__(self) -> list[dict[str, Any]]:
         self._fd = open_ledger(self.path)
-        for entry in self._read():
-            current = self.entries.setdefault(entry["key"], {})
-            current.update(entry)
-        return self
+        entries = []
+        with open(self.path, "rb") as handle:
+            for line in handle:
+                if line.endswith(b"\n"):
+                    try:
+                        entries.append(json.loads(line))
+                    except ValueError:
+                        continue  # a torn ledger line: the effect is re-checked, not lost
+        return entries
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
+            self._fd = None
 
-    def _read(self) -> Iterator[dict[str, Any]]:
-        with open(self.path, "rb") as handle:
-            for line in handle:
-                if line.endswith(b"\n"):
-                    try:
-                        yield json.loads(line)
-                    except ValueError:
-                        continue  # a torn ledger line: the effect is re-checked, not lost
+    def append(self, entry: dict[str, Any]) -> None:
+        assert self._fd is not None
+        append_line(self._fd, self.path, entry)
+
+
+def journal(ctx: CallContext, name: str) -> Journal:
+    """The store's journal ``name`` (``effects/files``), or without a store the file
+    ``.aios/NAME.jsonl``."""
+    if ctx.journal is not None:
+        return ctx.journal(name)
+    return FileJournal(ctx.state_dir / f"{name}.jsonl")
+
+
+class EffectsLedger:
+    """Intent/done records per idempotency key, held under an exclusive lock while used."""
+
+    def __init__(self, source: Path | Journal) -> None:
+        self.journal = FileJournal(source) if isinstance(source, Path) else source
+        self.entries: dict[str, dict[str, Any]] = {}
+
+    def __enter__(self) -> EffectsLedger:
+        for entry in self.journal.__enter__():
+            current = self.entries.setdefault(entry["key"], {})
+            current.update(entry)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.journal.__exit__(*exc)
 
     def done(self, key: str) -> dict[str, Any] | None:
         entry = self.entries.get(key)
@@ -103,7 +127,6 @@ class EffectsLedger:
 
     def record(self, key: str, state: str, **fields: Any) -> None:
         entry = {"key": key, "state": state, **fields}
-        assert self._fd is not None
-        append_line(self._fd, self.path, entry)
+        self.journal.append(entry)
         self.entries.setdefault(key, {}).update(entry)
 

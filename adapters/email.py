@@ -26,7 +26,7 @@ from .base import (
     TransientError,
     resolve_secrets,
 )
-from .effects import EffectsLedger
+from .effects import EffectsLedger, journal
 
 _ADDRESSES = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
 
@@ -77,7 +77,7 @@ class EmailAdapter(Adapter):
                 temporary.write_bytes(bytes(message))
                 temporary.replace(target)
             return {"message_id": message_id}
-        with EffectsLedger(ctx.state_dir / "effects" / "email.jsonl") as ledger:
+        with EffectsLedger(journal(ctx, "effects/email")) as ledger:
             done = ledger.done(ctx.idempotency_key)
             if done is not None:
                 return done

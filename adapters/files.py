@@ -31,7 +31,7 @@ from .beneath import (
     read_bytes,
     write_atomically,
 )
-from .effects import EffectsLedger
+from .effects import EffectsLedger, journal
 
 _PATH = {"type": "string", "minLength": 1, "description": "Relative to the workspace."}
 
@@ -69,7 +69,7 @@ class FilesAdapter(Adapter):
         if action == "read_csv":
             rows = list(csv.DictReader(io.StringIO(_read_text(root, parts, shown))))
             return {"rows": rows, "count": len(rows)}
-        with EffectsLedger(ctx.state_dir / "effects" / "files.jsonl") as ledger:
+        with EffectsLedger(journal(ctx, "effects/files")) as ledger:
             done = ledger.done(ctx.idempotency_key)
             if done is not None:
                 return done

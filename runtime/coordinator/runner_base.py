@@ -100,7 +100,7 @@ class RunnerBase:
             settings=self.ws.settings.adapter(adapter.name), secrets=self.ws.secrets,
             emit=lambda event, data, key: self.emit_event(event, data, key, path),
             memory=self.memory_access() if adapter.name == "memory" else None,
-            mask=self.ws.masker.text,
+            mask=self.ws.masker.text, journal=self.ws.store.journal,
         )
         return dict(await adapter.call(action_name, args, ctx))
 

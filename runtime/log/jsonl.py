@@ -29,6 +29,7 @@ from aiosrun.runtime.log.projections import (
 from aiosrun.runtime.log.tail import LogTail
 
 if TYPE_CHECKING:
+    from aiosrun.adapters.effects import FileJournal
     from aiosrun.runtime.log.group_commit import GroupCommit
 
 
@@ -151,6 +152,11 @@ class JsonlStore:
         if snapshot is not None:
             self.log.refresh()
             check_covered(self._path(run_id), snapshot, self.log.last_seq)
+
+    def journal(self, name: str) -> FileJournal:
+        from aiosrun.adapters.effects import FileJournal
+
+        return FileJournal(self.state_dir / f"{name}.jsonl")
 
     def redact(self, texts: Sequence[str]) -> int:
         from aiosrun.runtime.log.redaction import redact

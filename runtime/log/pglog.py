@@ -39,6 +39,7 @@ from aiosrun.runtime.log.eventlog import (
 
 LOCK_KEY = 0x61696F73  # "aios": the appenders' advisory lock
 SCHEMA_KEY = 0x61696F74  # creating the tables, once
+JOURNAL_KEY = 0x61696F75  # with a journal name's CRC32: one holder per journal
 PAGE = 2000  # rows read per query
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS aios_events (
@@ -72,11 +73,11 @@ CREATE TABLE IF NOT EXISTS aios_workers (
     pid integer NOT NULL,
     expires_at timestamptz NOT NULL
 );
-CREATE TABLE IF NOT EXISTS aios_ledger (
+CREATE TABLE IF NOT EXISTS aios_journal (
     name text NOT NULL,
-    key text NOT NULL,
+    n bigserial,
     entry text NOT NULL,
-    PRIMARY KEY (name, key)
+    PRIMARY KEY (name, n)
 );
 """
 

@@ -17,17 +17,19 @@ or many, then share one state:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets as tokens
 import socket
 import threading
 import urllib.parse
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiosrun.runtime.log.eventlog import LogError, Record, decode
-from aiosrun.runtime.log.pglog import PgLog, StoreUnavailable, connect
+from aiosrun.runtime.log.pglog import JOURNAL_KEY, PgLog, StoreUnavailable, connect
 from aiosrun.runtime.log.projections import (
     RunState,
     WorkspaceState,
@@ -179,6 +181,48 @@ class Heartbeat:
             self.thread.join(timeout=5)
 
 
+class PgJournal:
+    """A journal's rows of ``aios_journal``, held with an advisory lock on a connection of
+    its own (tasks of one process exclude each other too; the lock is per session)."""
+
+    def __init__(self, store: PostgresStore, name: str) -> None:
+        self.store = store
+        self.name = name
+        self.conn: Any = None
+
+    def __enter__(self) -> list[dict[str, Any]]:
+        store = self.store
+        self.conn = store._idle.pop() if store._idle else connect(store.dsn, store.password,
+                                                                    store.url)
+        crc = zlib.crc32(self.name.encode("utf-8"))
+        self.key = crc - 2**32 if crc >= 2**31 else crc
+        with store.log.errors():
+            self.conn.execute("SELECT pg_advisory_lock(%s, %s)", (JOURNAL_KEY, self.key))
+            rows = self.conn.execute("SELECT entry FROM aios_journal WHERE name = %s ORDER "
+                                     "BY n", (self.name,)).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def append(self, entry: dict[str, Any]) -> None:
+        from aiosrun.adapters.base import TransientError
+
+        try:
+            with self.store.log.errors():
+                self.conn.execute("INSERT INTO aios_journal (name, entry) VALUES (%s, %s)",
+                                  (self.name, json.dumps(entry, ensure_ascii=False)))
+        except StoreUnavailable as exc:
+            raise TransientError(f"{exc}") from None
+
+    def __exit__(self, *exc: object) -> None:
+        conn, self.conn = self.conn, None
+        try:
+            conn.execute("SELECT pg_advisory_unlock(%s, %s)", (JOURNAL_KEY, self.key))
+        except Exception:  # a broken connection drops its locks with it
+            with contextlib.suppress(Exception):
+                conn.close()
+            return
+        self.store._idle.append(conn)
+
+
 class WorkerRow:
     def __init__(self, store: PostgresStore) -> None:
         self.store = store
@@ -203,6 +247,10 @@ class PostgresStore:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{tokens.token_hex(4)}"
         self.log = PgLog(connect(dsn, password, self.url), self.url, password).open()
         self.heartbeat = Heartbeat(self)
+        self._idle: list[Any] = []  # journal connections, reused
+
+    def journal(self, name: str) -> PgJournal:
+        return PgJournal(self, name)
 
     async def durable(self) -> None:
         """Every committed append is durable already."""
@@ -314,6 +362,9 @@ class PostgresStore:
 
     def close(self) -> None:
         self.heartbeat.close()
+        for conn in self._idle:
+            with contextlib.suppress(Exception):
+                conn.close()
         self.log.close()
 
 

@@ -18,6 +18,7 @@ import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
+from aiosrun.adapters.base import Journal
 from aiosrun.runtime.log.eventlog import FsyncPolicy, LogCorrupted, NewEvent, Record
 from aiosrun.runtime.log.projections import RunState, WorkspaceState
 
@@ -153,6 +154,11 @@ class Store(Protocol):
     def check_covered(self, snapshot: RunState | WorkspaceState | None,
                       run_id: str | None = None) -> None:
         """Raise :class:`LogCorrupted` when a snapshot covers seqs the log no longer has."""
+        ...
+
+    def journal(self, name: str) -> Journal:
+        """The journal ``name`` (an adapter's effects ledger), shared by every process of
+        the store."""
         ...
 
     def redact(self, texts: Sequence[str]) -> int:
