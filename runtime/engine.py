@@ -47,6 +47,7 @@ from aiosrun.runtime.results import (
     EmitResult,
     InboxItem,
     JsonResult,
+    MigrateReport,
     Run,
     RunAt,
     RunListing,
@@ -540,14 +541,32 @@ class Engine:
             self.ws.store.clear_snapshots()
             rebuilt = self.ws.log.rebuild_index()
         count = sum(1 for _ in self.ws.log.read())
-        if not rebuild:  # what is derived too: an edited snapshot
+        if not rebuild:  # what is derived too: the run index, an edited snapshot
+            self.ws.store.check_index()
             for run_id in self.ws.workspace_state().runs:
                 self.ws.run_state(run_id)
         if rebuild:
             self.ws.save_workspace_snapshot(every=0)
             for run_id in self.ws.workspace_state().runs:
                 self.ws.save_run_snapshot(self.ws.run_state(run_id))
-        return DoctorReport(count, self.ws.log.last_seq, self.ws.log.repaired, rebuilt)
+        return DoctorReport(count, self.ws.log.last_seq, self.ws.log.repaired, rebuilt,
+                            self.ws.store.url)
+
+    async def migrate(self, url: str) -> MigrateReport:
+        """Copy this JSONL workspace's state (log, run index, snapshots, effects ledgers)
+        into the empty PostgreSQL database at ``url`` and verify the copy; the password, if
+        any, comes from ``PGPASSWORD``. The workspace itself is left as it was."""
+        from aiosrun.runtime.log.jsonl import JsonlStore
+        from aiosrun.runtime.log.migrate import migrate
+
+        if not isinstance(self.ws.store, JsonlStore):
+            raise Conflict(f"this workspace's store is already {self.ws.store.url}")
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise BadRequest(f"--to expects a postgresql:// URL, not '{url}'")
+        self.ws.log.sync()
+        done = migrate(self.ws.store, url)  # a one-off command: nothing else waits on it
+        return MigrateReport(done.records, done.runs, done.snapshots, done.journal_entries,
+                             done.url)
 
     # ---- execution ------------------------------------------------------------------------
 

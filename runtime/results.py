@@ -241,7 +241,23 @@ class DoctorReport:
     last_seq: int
     repaired: str | None
     rebuilt_runs: int | None
+    store: str = "jsonl"
 
     def to_json(self) -> dict[str, Any]:
         return {"records": self.records, "last_seq": self.last_seq, "repaired": self.repaired,
-                "rebuilt_runs": self.rebuilt_runs}
+                "rebuilt_runs": self.rebuilt_runs, "store": self.store}
+
+
+@dataclass(frozen=True)
+class MigrateReport:
+    """What ``aiosrun migrate`` copied (and verified) into PostgreSQL."""
+
+    records: int
+    runs: int
+    snapshots: int
+    journal_entries: int
+    url: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"records": self.records, "runs": self.runs, "snapshots": self.snapshots,
+                "journal_entries": self.journal_entries, "url": self.url}

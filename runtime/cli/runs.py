@@ -209,9 +209,26 @@ def doctor(obj: Context, rebuild: bool) -> None:
     found = session(obj, lambda engine: engine.doctor(rebuild))
     if found.repaired:
         click.echo(found.repaired)
-    click.echo(f"event log: {found.records} records, seq 1..{found.last_seq}, checksums ok")
+    where = "" if found.store == "jsonl" else f" ({found.store})"
+    click.echo(f"event log{where}: {found.records} records, seq 1..{found.last_seq}, "
+               "checksums ok")
     if found.rebuilt_runs is not None:
         click.echo(f"rebuilt the run index ({found.rebuilt_runs} runs) and the snapshots")
+
+
+@cli.command()
+@click.option("--to", "url", required=True, metavar="URL",
+              help="The empty PostgreSQL database, postgresql://USER@HOST:PORT/DB "
+                   "(the password from PGPASSWORD).")
+@click.pass_obj
+def migrate(obj: Context, url: str) -> None:
+    """Copy this workspace's JSONL state (log, run index, snapshots, effects ledgers) into
+    PostgreSQL and verify it; then name the database in aios.yaml (store: {url: ...})."""
+    done = session(obj, lambda engine: engine.migrate(url))
+    click.echo(f"copied {done.records} records ({done.runs} runs), {done.snapshots} "
+               f"snapshots and {done.journal_entries} ledger entries to {done.url}; verified")
+    click.echo(f'next: add  store: {{url: "{done.url}"}}  to aios.yaml (a password as '
+               "store.password: ${{ secrets.NAME }})")
 
 
 @cli.command()

@@ -158,6 +158,10 @@ class JsonlStore:
 
         return FileJournal(self.state_dir / f"{name}.jsonl")
 
+    def check_index(self) -> None:
+        if self.log.index_problem is not None:
+            raise self.log.index_problem
+
     def redact(self, texts: Sequence[str]) -> int:
         from aiosrun.runtime.log.redaction import redact
 

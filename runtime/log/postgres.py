@@ -327,6 +327,9 @@ class PostgresStore:
                            f"at seq {self.log.last_seq}: records were removed from "
                            "aios_events; restore the database from a backup")
 
+    def check_index(self) -> None:
+        self.log.check_index()
+
     def redact(self, texts: Sequence[str]) -> int:
         """Rewrite the rows holding one of ``texts`` and drop the snapshots that do, on a
         connection of its own (memory's ``forget`` calls this from a worker thread)."""

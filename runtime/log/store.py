@@ -161,6 +161,10 @@ class Store(Protocol):
         the store."""
         ...
 
+    def check_index(self) -> None:
+        """``doctor``: raise :class:`LogCorrupted` when the run index is damaged."""
+        ...
+
     def redact(self, texts: Sequence[str]) -> int:
         """Rewrite every record (and drop every snapshot) holding one of ``texts``."""
         ...
