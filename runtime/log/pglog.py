@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ LOCK_KEY = 0x61696F73  # "aios": the appenders' advisory lock
 SCHEMA_KEY = 0x61696F74  # creating the tables, once
 JOURNAL_KEY = 0x61696F75  # with a journal name's CRC32: one holder per journal
 PAGE = 2000  # rows read per query
+MAX_ATTEMPTS = 1000  # appends that lose the race to other appenders, then give up
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS aios_events (
     seq bigint PRIMARY KEY,
@@ -80,6 +82,10 @@ CREATE TABLE IF NOT EXISTS aios_journal (
     PRIMARY KEY (name, n)
 );
 """
+
+
+class SeqTaken(LogError):
+    """Another process appended first: the batch is numbered again (nothing was kept)."""
 
 
 class StoreUnavailable(LogError):
@@ -130,6 +136,7 @@ class PgLog:
         self.index_problem: LogCorrupted | None = None
         self.fsync_hook: Callable[[], None] | None = None
         self._depth = 0
+        self._known: set[str] = set()  # runs known to have records (they never lose them)
         self._file = Path(f"{where}#aios_events")  # how a corrupt row is named
 
     @contextlib.contextmanager
@@ -164,14 +171,19 @@ class PgLog:
             finally:
                 self._depth -= 1
             return
-        with self.errors(), self.conn.transaction():
-            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-            self._depth = 1
-            try:
+        try:
+            with self.errors(), self.conn.transaction():
+                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+                self._depth = 1
+                try:
+                    self._read_last_seq()
+                    yield
+                finally:
+                    self._depth = 0
+        except BaseException:  # rolled back: what this process appended in it is gone, so
+            with contextlib.suppress(Exception):  # numbering from it would leave a gap
                 self._read_last_seq()
-                yield
-            finally:
-                self._depth = 0
+            raise
 
     def transaction(self) -> contextlib.AbstractContextManager[None]:
         return self._locked()
@@ -181,32 +193,59 @@ class PgLog:
 
     def append_many(self, events: Sequence[NewEvent],
                     guard: Callable[[], bool] | None = None) -> list[Record]:
-        records: list[Record] = []
-        with self._locked():
-            if guard is not None and not guard():
-                return []
-            ts = format_ts(self.now())
-            rows = []
-            first_runs: dict[str, int] = {}
-            for offset, event in enumerate(events, start=1):
-                record = Record(self.last_seq + offset, ts, event.type, dict(event.data),
-                                event.run, event.cause)
-                records.append(record)
-                event_id = record.data.get("id") if record.type == "EventEmitted" else None
-                rows.append((record.seq, record.run, record.type,
-                             None if event_id is None else str(event_id),
-                             encode(record).decode("utf-8").rstrip("\n")))
-                if record.run is not None:
-                    first_runs.setdefault(record.run, record.seq)
-            with self.errors(), self.conn.cursor() as cursor:
-                cursor.executemany("INSERT INTO aios_events (seq, run, type, event_id, "
-                                   "line) VALUES (%s, %s, %s, %s, %s)", rows)
-                if first_runs:
-                    cursor.executemany("INSERT INTO aios_runs (run, first_seq) VALUES "
-                                       "(%s, %s) ON CONFLICT (run) DO NOTHING",
-                                       list(first_runs.items()))
-            if records:
-                self.last_seq = records[-1].seq
+        """One batch, numbered from the newest seq this process has seen. Without a guard it
+        is one statement (one round trip): if another process appended meanwhile, the first
+        seq is taken, the primary key refuses the whole batch, and it is numbered again.
+        With a guard, the advisory lock serializes the guarded appends, and the guard is
+        asked once every committed record is seen."""
+        if not events:
+            return []
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                if guard is None and not self._depth:
+                    return self._insert(events)
+                with self._locked():
+                    if guard is not None and not guard():
+                        return []
+                    return self._insert(events)
+            except SeqTaken:
+                if self._depth:
+                    raise  # inside the caller's transaction(): it decides again
+                self.refresh()
+                if attempt > 10:
+                    time.sleep(0.001 * min(attempt, 50))
+        raise LogLocked(f"{self.where}: {MAX_ATTEMPTS} attempts to append lost to other "
+                        "appenders; is one looping?")
+
+    def _insert(self, events: Sequence[NewEvent]) -> list[Record]:
+        import psycopg
+
+        ts = format_ts(self.now())
+        records = []
+        args: list[Any] = []
+        for offset, event in enumerate(events, start=1):
+            record = Record(self.last_seq + offset, ts, event.type, dict(event.data),
+                            event.run, event.cause)
+            records.append(record)
+            event_id = record.data.get("id") if record.type == "EventEmitted" else None
+            args += [record.seq, record.run, record.type,
+                     None if event_id is None else str(event_id),
+                     encode(record).decode("utf-8").rstrip("\n")]
+        values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(records))
+        query = (f"WITH e AS (INSERT INTO aios_events (seq, run, type, event_id, line) VALUES "
+                 f"{values} RETURNING seq, run) INSERT INTO aios_runs (run, first_seq) "
+                 "SELECT run, min(seq) FROM e WHERE run IS NOT NULL GROUP BY run "
+                 "ON CONFLICT (run) DO NOTHING")
+        with self.errors():
+            try:
+                self.conn.execute(query, args)
+            except psycopg.errors.UniqueViolation as exc:
+                if exc.diag.constraint_name == "aios_events_pkey":
+                    raise SeqTaken(f"{self.where}: seq {records[0].seq} was taken by another "
+                                   "appender meanwhile") from None
+                raise
+        self.last_seq = records[-1].seq
+        self._known.update(r.run for r in records if r.run is not None)
         return records
 
     def refresh(self) -> None:
@@ -243,15 +282,13 @@ class PgLog:
                                        "missing or out of place")
                 expected = seq + 1
                 after = seq
+                self.last_seq = max(self.last_seq, seq)
                 yield record
             if len(rows) < PAGE:
                 return
 
     def read(self, from_seq: int = 1) -> Iterator[Record]:
-        self.refresh()
         first = max(from_seq, 1)
-        if first > self.last_seq:
-            return iter(())
         return self._rows("SELECT seq, line FROM aios_events WHERE seq > %s ORDER BY seq "
                           "LIMIT %s", (), first, contiguous=True)
 
@@ -266,9 +303,14 @@ class PgLog:
         return [row[0] for row in rows]
 
     def has_run(self, run: str) -> bool:
+        if run in self._known:
+            return True
         with self.errors():
-            return self.conn.execute("SELECT 1 FROM aios_runs WHERE run = %s",
-                                     (run,)).fetchone() is not None
+            found = self.conn.execute("SELECT 1 FROM aios_runs WHERE run = %s",
+                                      (run,)).fetchone() is not None
+        if found:
+            self._known.add(run)
+        return found
 
     def rebuild_index(self) -> int:
         """Refill ``aios_runs`` from the records."""

@@ -79,6 +79,8 @@ for n in range(int(sys.argv[3])):
     if n % 3 == 0:
         store.log.append_many([NewEvent("E", {"n": n, "k": 0}, run=name),
                                NewEvent("E", {"n": n, "k": 1}, run=name)])
+    elif n % 3 == 1:  # a guarded append: under the advisory lock, racing unguarded ones
+        store.log.append_many([NewEvent("E", {"n": n}, run=name)], guard=lambda: True)
     else:
         store.log.append(NewEvent("E", {"n": n}, run=name))
 store.close()
