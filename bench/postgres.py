@@ -2,8 +2,8 @@
 
 - steps/s of triggered runs executed by 1, 2 and 4 ``aiosrun serve`` workers sharing one
   PostgreSQL database (fsync on), beside one worker on the JSONL store on the same machine;
-- resume time after a worker's death: a run whose executor is killed with SIGKILL, until
-  another worker has finished it (the lease timeout, default 15 s, plus one check).
+- resume time after a worker's death: from the SIGKILL of a run's executor until another
+  worker has taken the run over (the lease timeout, default 15 s, plus one check).
 
 The server is a throwaway cluster started in a temporary folder (tests/support/postgres.py).
 
@@ -80,6 +80,17 @@ def succeeded(root: Path) -> int:
         ws.close()
 
 
+def started(root: Path, times: int = 1) -> bool:
+    """Whether the log holds ``times`` StepStarted records (a second: taken over)."""
+    from aiosrun.runtime.workspace import Workspace
+
+    ws = Workspace(root)
+    try:
+        return sum(r.type == "StepStarted" for r in ws.log.read()) >= times
+    finally:
+        ws.close()
+
+
 def throughput(roots: list[Path], runs: int, steps: int, scratch: Path) -> float:
     """steps/s of ``runs`` triggered runs, from the first emit to the last success."""
     subprocess.run(aiosrun(roots[0], "apply"), check=True, capture_output=True)
@@ -104,7 +115,8 @@ def throughput(roots: list[Path], runs: int, steps: int, scratch: Path) -> float
 
 
 def resume_time(url: str, lease: float, scratch: Path) -> float:
-    """Seconds from the SIGKILL of a run's executor to its end in another worker."""
+    """Seconds from the SIGKILL of a run's executor until another worker has taken the run
+    over (the interrupted step started again)."""
     store = f'store: {{url: "{url}", lease_timeout: {lease:g}s}}\n'
     root = workspace(scratch / "resume", store, 1)
     subprocess.run(aiosrun(root, "apply"), check=True, capture_output=True)
@@ -113,12 +125,15 @@ def resume_time(url: str, lease: float, scratch: Path) -> float:
     try:
         runner = subprocess.Popen(aiosrun(root, "run", "sleeper"), stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
-        time.sleep(2.5)  # inside the 3 s nap
+        deadline = time.monotonic() + 120
+        while not started(root) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # inside the 3 s nap
         os.kill(runner.pid, signal.SIGKILL)
         runner.wait()
         killed = time.monotonic()
-        while succeeded(root) < 1 and time.monotonic() - killed < lease * 4 + 60:
-            time.sleep(0.1)
+        while not started(root, 2) and time.monotonic() - killed < lease * 4 + 60:
+            time.sleep(0.05)
         return time.monotonic() - killed
     finally:
         worker.send_signal(signal.SIGTERM)
@@ -130,23 +145,25 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--only-resume", action="store_true")
     parser.add_argument("--lease", type=float, default=15.0)
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="aiosrun-bench-pg-"))
     print(f"{args.runs} triggered runs of {args.steps} debug.echo steps, "
           f"{os.cpu_count()} cores")
-    jsonl = workspace(scratch / "jsonl", "", args.steps)
-    print(f"jsonl, 1 worker: {throughput([jsonl], args.runs, args.steps, scratch):,.0f} "
-          "steps/s")
+    if not args.only_resume:
+        jsonl = workspace(scratch / "jsonl", "", args.steps)
+        print(f"jsonl, 1 worker: {throughput([jsonl], args.runs, args.steps, scratch):,.0f} "
+              "steps/s")
     with PostgresServer(durable=True) as server:
-        for count in (int(n) for n in args.workers.split(",")):
+        for count in (int(n) for n in args.workers.split(",") if not args.only_resume):
             store = f'store: {{url: "{server.database()}"}}\n'
             roots = [workspace(scratch / f"pg{count}-{i}", store, args.steps)
                      for i in range(count)]
             rate = throughput(roots, args.runs, args.steps, scratch)
             print(f"postgresql, {count} worker{'s' if count > 1 else ''}: {rate:,.0f} steps/s")
         seconds = resume_time(server.database(), args.lease, scratch)
-        print(f"resume after a SIGKILLed executor (lease_timeout {args.lease:g}s): "
+        print(f"taken over after a SIGKILLed executor (lease_timeout {args.lease:g}s): "
               f"{seconds:.1f} s")
 
 
