@@ -108,6 +108,10 @@ class Workspace:
         self.doubles: Doubles | None = None  # a playbook test's stand-ins
         self._memory: Any = None
         self._memory_synced = 0.0
+        if (self.state_dir / "forget.pending").exists() and not self.log.read_only:
+            from aiosrun.runtime.erasure import resume
+
+            resume(self)  # an erasure a crash interrupted is finished before anything else
 
     def memory(self) -> Any:
         """The memory store, opened on first use (tantivy, usearch and numpy are imported
@@ -166,10 +170,25 @@ class Workspace:
         self.log.refresh()
         check_covered(path, snapshot, self.log.last_seq)
 
+    def forgot(self) -> None:
+        """Texts were erased from the log: the projection this process keeps is folded
+        again from it."""
+        self._state = None
+
+    def _keeps_forgotten(self, state: Any) -> bool:
+        """Whether a state held in memory still has a text this process erased (a run that
+        forgot an item holds the outputs that carried it): such a snapshot is not saved."""
+        from dataclasses import asdict
+
+        scrubber = self.masker.forgotten
+        return bool(scrubber) and scrubber.holds(asdict(state))
+
     def save_workspace_snapshot(self) -> None:
         from aiosrun.runtime.log.projections import save_snapshot
 
-        save_snapshot(self.snapshots / "workspace.json", self.workspace_state())
+        state = self.workspace_state()
+        if not self._keeps_forgotten(state):
+            save_snapshot(self.snapshots / "workspace.json", state)
 
     def playbook(self, digest: str, encoded: Any = None) -> Any:
         """The compiled playbook of a recorded version, decoded once per process."""
@@ -196,4 +215,5 @@ class Workspace:
     def save_run_snapshot(self, state: Any) -> None:
         from aiosrun.runtime.log.projections import save_snapshot
 
-        save_snapshot(self.snapshots / "runs" / f"{state.id}.json", state)
+        if not self._keeps_forgotten(state):
+            save_snapshot(self.snapshots / "runs" / f"{state.id}.json", state)

@@ -339,12 +339,22 @@ class Shard:
         return list(dict.fromkeys(e["item"]["text"] for e in self._read_journal()
                                   if e["op"] == "add" and e["item"]["id"] in wanted))
 
-    def ids_holding(self, texts: Sequence[str]) -> list[str]:
-        """Items whose text or metadata contains one of ``texts`` (copies of them)."""
-        needles = [t for t in texts if len(t) >= 8]
-        return [e["item"]["id"] for e in self._read_journal() if e["op"] == "add" and any(
-            n in json.dumps(e["item"], ensure_ascii=False) or n in e["item"]["text"]
-            for n in needles)]
+    def holding(self, scrubber: Any) -> list[MemoryItem]:
+        """The live items of which some version (the journal keeps each) holds a copy of a
+        forgotten text in its text or metadata (``scrubber``:
+        :class:`aiosrun.runtime.log.scrub.Scrubber`), as the index has them now."""
+        if not self.journal.exists():
+            return []
+        found: set[str] = set()
+        with self.journal.open("rb") as source:
+            for line in source:
+                if line.endswith(b"\n") and scrubber.may_hold(line):
+                    entry = json.loads(line)
+                    item = entry.get("item") or {}
+                    if entry["op"] == "add" and scrubber.holds(
+                            {"text": item.get("text", ""), "metadata": item.get("metadata")}):
+                        found.add(item["id"])
+        return list(self.items(self._keys_of(sorted(found))).values())
 
     def forget(self, ids: Iterable[str]) -> int:
         wanted = set(ids)
