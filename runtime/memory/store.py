@@ -157,14 +157,20 @@ class MemoryStore:
         depth = max(k * 4, 50) if mode == "hybrid" else k
         lists: dict[str, list[tuple[str, Ranked]]] = {"bm25": [], "vector": []}
         shards = [self.shard(d) for d in (domains or self.domains)]
-        vector = self.embedder.embed([query])[0] if mode != "bm25" else None
-        for shard in shards:
-            if mode != "vector":
-                lists["bm25"] += [(shard.domain, r)
-                                  for r in shard.bm25(query, depth, layer, filters)]
-            if vector is not None:
-                lists["vector"] += [(shard.domain, r)
-                                    for r in shard.vector(vector, depth, layer, filters)]
+
+        def vectors() -> list[tuple[str, Ranked]]:
+            vector = self.embedder.embed([query])[0]
+            return [(shard.domain, r) for shard in shards
+                    for r in shard.vector(vector, depth, layer, filters)]
+
+        # hybrid: the vector side in a worker thread while BM25 runs here (Tantivy and
+        # usearch release the GIL), so the latency is the slower of the two, not their sum
+        pending = _worker().submit(vectors) if mode == "hybrid" else None
+        if mode != "vector":
+            lists["bm25"] = [(shard.domain, r) for shard in shards
+                             for r in shard.bm25(query, depth, layer, filters)]
+        if mode != "bm25":
+            lists["vector"] = pending.result() if pending is not None else vectors()
         for name in lists:
             lists[name].sort(key=lambda pair: -pair[1].score)
             lists[name] = lists[name][:depth]
@@ -219,6 +225,19 @@ class MemoryStore:
         for domain in self.domains:
             if (self.folder / domain).exists():
                 self.shard(domain).rebuild()
+
+
+_WORKER: Any = None
+
+
+def _worker() -> Any:
+    """One thread for the vector side of hybrid searches, started on first use."""
+    global _WORKER
+    if _WORKER is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _WORKER = ThreadPoolExecutor(1, thread_name_prefix="aiosrun-vectors")
+    return _WORKER
 
 
 def default_fusion(embedder: Embedder) -> Fusion:
