@@ -106,6 +106,10 @@ class Workspace:
         self._memory: Any = None
         self._memory_synced = 0.0
         self._snapshot_seq = 0  # the seq the saved workspace snapshot covers
+        if (self.state_dir / "forget.pending").exists() and not self.log.read_only:
+            from aiosrun.runtime.erasure import resume
+
+            resume(self)  # an erasure a crash interrupted is finished before anything else
 
     async def durable(self) -> None:
         """Make this process's appends durable, sharing one fsync in a worker thread with
@@ -162,12 +166,27 @@ class Workspace:
                 setattr(view, name, dict(value))
         return view
 
+    def forgot(self) -> None:
+        """Texts were erased from the log: the projection this process keeps is folded
+        again from it."""
+        self._state = None
+
+    def _keeps_forgotten(self, state: Any) -> bool:
+        """Whether a state held in memory still has a text this process erased (a run that
+        forgot an item holds the outputs that carried it): such a snapshot is not saved."""
+        from dataclasses import asdict
+
+        scrubber = self.masker.forgotten
+        return bool(scrubber) and scrubber.holds(asdict(state))
+
     def save_workspace_snapshot(self, *, every: int = WORKSPACE_SNAPSHOT_EVERY) -> None:
         """Save the workspace projection once ``every`` records have been folded since the
         snapshot it was read from or last saved (``every=0``: now).
         Its size grows with the workspace's history, so saving it on every command (or, in
         ``serve``, every second) cost more than the folding it spares the next opening."""
         state = self.workspace_state()
+        if self._keeps_forgotten(state):
+            return
         if every == 0 or (state.last_seq > self._snapshot_seq and (
                 self._snapshot_seq == 0 or state.last_seq - self._snapshot_seq >= every)):
             self.store.save_workspace_snapshot(state)
@@ -198,6 +217,8 @@ class Workspace:
         """Save where a run stands, for runs long enough that folding their records costs
         more than reading a snapshot: a run of a few steps folds in well under a
         millisecond, and writing its snapshot cost more than the run's own steps."""
+        if self._keeps_forgotten(state):
+            return
         if len(state.steps) >= SNAPSHOT_MIN_STEPS or self.store.has_run_snapshot(state.id):
             self.store.save_run_snapshot(state)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +30,7 @@ from aiosrun.runtime.log.tail import LogTail
 if TYPE_CHECKING:
     from aiosrun.adapters.effects import FileJournal
     from aiosrun.runtime.log.group_commit import GroupCommit
+    from aiosrun.runtime.log.scrub import Scrubber
 
 
 class FileLease:
@@ -162,10 +162,11 @@ class JsonlStore:
         if self.log.index_problem is not None:
             raise self.log.index_problem
 
-    def redact(self, texts: Sequence[str]) -> int:
+    def redact(self, scrubber: Scrubber) -> int:
+        """The log's records (the erasure deletes the snapshot files that hold a copy)."""
         from aiosrun.runtime.log.redaction import redact
 
-        return redact(self.log, texts, self.snapshots)
+        return redact(self.log, scrubber)
 
     def close(self) -> None:
         self.log.close()

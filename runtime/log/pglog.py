@@ -188,16 +188,18 @@ class PgLog:
     def transaction(self) -> contextlib.AbstractContextManager[None]:
         return self._locked()
 
-    def append(self, event: NewEvent) -> Record:
-        return self.append_many([event])[0]
+    def append(self, event: NewEvent, *, durable: bool = True) -> Record:
+        return self.append_many([event], durable=durable)[0]
 
     def append_many(self, events: Sequence[NewEvent],
-                    guard: Callable[[], bool] | None = None) -> list[Record]:
+                    guard: Callable[[], bool] | None = None, *,
+                    durable: bool = True) -> list[Record]:
         """One batch, numbered from the newest seq this process has seen. Without a guard it
         is one statement (one round trip): if another process appended meanwhile, the first
         seq is taken, the primary key refuses the whole batch, and it is numbered again.
         With a guard, the advisory lock serializes the guarded appends, and the guard is
-        asked once every committed record is seen."""
+        asked once every committed record is seen. Every commit is durable (``durable`` is
+        accepted for the interface)."""
         if not events:
             return []
         for attempt in range(MAX_ATTEMPTS):

@@ -25,7 +25,7 @@ import socket
 import threading
 import urllib.parse
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from aiosrun.runtime.log.eventlog import LogError, Record, decode
@@ -38,6 +38,7 @@ from aiosrun.runtime.log.projections import (
     snapshot_text,
     workspace_snapshot,
 )
+from aiosrun.runtime.log.scrub import Scrubber
 from aiosrun.runtime.log.store import snapshot_key
 
 DEFAULT_LEASE_SECONDS = 15.0
@@ -330,35 +331,38 @@ class PostgresStore:
     def check_index(self) -> None:
         self.log.check_index()
 
-    def redact(self, texts: Sequence[str]) -> int:
-        """Rewrite the rows holding one of ``texts`` and drop the snapshots that do, on a
-        connection of its own (memory's ``forget`` calls this from a worker thread)."""
+    def redact(self, scrubber: Scrubber) -> int:
+        """Rewrite the rows holding a copy of a forgotten text (same seq and time, a new
+        CRC32) and drop the snapshots that hold one, in one transaction under the
+        appenders' lock, on a connection of its own."""
         import dataclasses
 
         from aiosrun.runtime.log.eventlog import encode
         from aiosrun.runtime.log.pglog import LOCK_KEY
-        from aiosrun.runtime.log.redaction import MIN_LENGTH, _json_form, _scrub
 
-        needles = sorted({t for t in texts if len(t) >= MIN_LENGTH}, key=len, reverse=True)
-        if not needles:
+        if not scrubber:
             return 0
-        patterns = ["%" + _json_form(t).decode("utf-8").replace("\\", "\\\\")
-                    .replace("%", "\\%").replace("_", "\\_") + "%" for t in needles]
         conn = connect(self.dsn, self.password, self.url)
         rewritten = 0
         try:
             with self.log.errors(), conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-                rows = conn.execute("SELECT seq, line FROM aios_events WHERE line LIKE ANY(%s)",
-                                    (patterns,)).fetchall()
-                for seq, line in rows:
+                for seq, line in conn.execute("SELECT seq, line FROM aios_events ORDER BY "
+                                              "seq").fetchall():
+                    if not scrubber.may_hold(line.encode("utf-8")):
+                        continue
                     record = decode(line.encode("utf-8"), self.log._file, seq)
-                    fresh = dataclasses.replace(record, data=_scrub(record.data, needles),
-                                                cause=_scrub(record.cause, needles))
-                    conn.execute("UPDATE aios_events SET line = %s WHERE seq = %s",
-                                 (encode(fresh).decode("utf-8").rstrip("\n"), seq))
-                    rewritten += 1
-                conn.execute("DELETE FROM aios_snapshots WHERE body LIKE ANY(%s)", (patterns,))
+                    scrubbed = scrubber.data(record.data, record=True)
+                    if scrubbed != record.data:
+                        fresh = encode(dataclasses.replace(record, data=scrubbed))
+                        conn.execute("UPDATE aios_events SET line = %s WHERE seq = %s",
+                                     (fresh.decode("utf-8").rstrip("\n"), seq))
+                        rewritten += 1
+                for key, body in conn.execute("SELECT key, body FROM aios_snapshots"
+                                              ).fetchall():
+                    if scrubber.may_hold(body.encode("utf-8")) and scrubber.holds(
+                            json.loads(body.partition("\n")[2])):
+                        conn.execute("DELETE FROM aios_snapshots WHERE key = %s", (key,))
         finally:
             conn.close()
         return rewritten

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from aiosrun.adapters.base import Journal
 from aiosrun.runtime.log.eventlog import FsyncPolicy, LogCorrupted, NewEvent, Record
 from aiosrun.runtime.log.projections import RunState, WorkspaceState
+from aiosrun.runtime.log.scrub import Scrubber
 
 
 class EventStore(Protocol):
@@ -33,13 +34,15 @@ class EventStore(Protocol):
     fsync_policy: FsyncPolicy
     fsync_hook: Callable[[], None] | None  # ``group``: told when an fsync is due
 
-    def append(self, event: NewEvent) -> Record: ...
+    def append(self, event: NewEvent, *, durable: bool = True) -> Record: ...
 
     def append_many(self, events: Sequence[NewEvent],
-                    guard: Callable[[], bool] | None = None) -> list[Record]:
+                    guard: Callable[[], bool] | None = None, *,
+                    durable: bool = True) -> list[Record]:
         """All of ``events`` as one batch, or nothing; with ``guard``, asked under the
         store's lock once this process has seen every other's appends: False appends
-        nothing and returns ``[]``."""
+        nothing and returns ``[]``. ``durable=False``: the next durable append may make
+        it durable (a ``StepStarted`` a crash would only repeat)."""
         ...
 
     def transaction(self) -> contextlib.AbstractContextManager[None]:
@@ -165,8 +168,9 @@ class Store(Protocol):
         """``doctor``: raise :class:`LogCorrupted` when the run index is damaged."""
         ...
 
-    def redact(self, texts: Sequence[str]) -> int:
-        """Rewrite every record (and drop every snapshot) holding one of ``texts``."""
+    def redact(self, scrubber: Scrubber) -> int:
+        """Rewrite every record that holds a copy of a forgotten text (``forget``); returns
+        how many. The store's snapshots that hold one are dropped with them."""
         ...
 
     def close(self) -> None: ...
