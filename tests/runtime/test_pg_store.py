@@ -192,3 +192,28 @@ def test_the_password_is_a_secret_reference_and_never_shown(postgres_url: str,
     finally:
         ws.close()
     assert public_url("postgresql://u:pw@h:5/d") == "postgresql://u:***@h:5/d"
+
+
+def test_forgetting_rewrites_rows_and_drops_snapshots_that_hold_a_copy(
+        postgres_url: str) -> None:
+    from aiosrun.runtime.log.scrub import PLACEHOLDER, Scrubber
+
+    text = "Ada prefers invoices in March"
+    store = PostgresStore(postgres_url, None)
+    try:
+        store.log.append_many([NewEvent("StepSucceeded", {"path": "a", "outputs": {"t": text}},
+                                        run="r1"),
+                               NewEvent("StepSucceeded", {"path": "b", "outputs": 1},
+                                        run="r2")])
+        store.save_run_snapshot(RunState("r1", outputs={"t": text}, last_seq=1))
+        store.save_run_snapshot(RunState("r2", outputs=1, last_seq=2))
+        assert store.redact(Scrubber([text])) == 1
+        records = list(store.log.read())  # checksums verified: rewritten with a new CRC32
+        assert [r.seq for r in records] == [1, 2]
+        assert records[0].data["outputs"]["t"] == PLACEHOLDER
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            left = conn.execute("SELECT string_agg(line, '') FROM aios_events").fetchone()
+        assert text not in left[0]
+        assert not store.has_run_snapshot("r1") and store.has_run_snapshot("r2")
+    finally:
+        store.close()
