@@ -133,3 +133,55 @@ def test_two_workers_share_the_state_and_one_is_killed_midway(postgres_url: str,
     customers = Counter(json.loads(e)["record"]["customer"] for e in entries)
     assert customers == Counter({f"o{n}": 1 for n in range(RUNS)})  # each invoice once
     assert not (first / ".aios" / "billing").exists()  # the ledger is in the store
+
+
+CRON = """\
+apiVersion: aiosrun/v1
+kind: Playbook
+name: minutely
+on: {schedule: "* * * * *"}
+steps:
+  - id: tick
+    uses: files.append
+    with: {path: ticks.txt, line: "${{ event.slot }}"}
+"""
+
+
+def test_a_schedule_fires_once_across_two_workers(postgres_url: str, tmp_path: Path) -> None:
+    import datetime as dt
+
+    import trio
+    from aiosrun.dsl.ir_codec import encode
+    from aiosrun.dsl.loader import load_text
+    from aiosrun.dsl.validate import validate_document
+    from aiosrun.runtime.coordinator.scheduler import Server
+    from aiosrun.runtime.log.eventlog import NewEvent
+
+    roots = [workspace(tmp_path / name, postgres_url) for name in ("a", "b")]
+    spaces = [Workspace(root) for root in roots]
+    playbook = validate_document(load_text(CRON, "minutely.yaml"))
+    spaces[0].log.append(NewEvent("PlaybookApplied", {
+        "name": playbook.name, "digest": playbook.digest, "source": "minutely.yaml",
+        "ir": encode(playbook)}))
+    start = dt.datetime(2026, 11, 30, 8, 0, 30, tzinfo=dt.UTC)
+    servers = [Server(ws, lambda line: None, interval=90) for ws in spaces]
+
+    async def both() -> None:
+        async with trio.open_nursery() as nursery:
+            for server in servers:
+                server.checked_until = start
+                server.nursery = nursery
+            for second in (80, 85):  # 08:01 falls between two checks of each worker
+                for server in servers:
+                    await server.schedules(start + dt.timedelta(seconds=second))
+
+    try:
+        trio.run(both)
+        records = list(spaces[0].log.read())
+    finally:
+        for ws in spaces:
+            ws.close()
+    assert [r.run for r in records if r.type == "RunStarted"] == ["cron-minutely-20261130T0801Z"]
+    ticks = [line for root in roots if (root / "ticks.txt").exists()
+             for line in (root / "ticks.txt").read_text().split()]
+    assert ticks == ["2026-11-30T08:01:00.000000Z"]
