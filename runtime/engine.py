@@ -168,6 +168,28 @@ class Engine:
         playbook: ir.Playbook = self.ws.playbook(digest)
         return playbook
 
+    async def playbooks(self) -> JsonResult:
+        """Every playbook applied so far: its current version and all its versions."""
+        from aiosrun.runtime.overview import playbooks
+
+        return JsonResult({"playbooks": playbooks(self.ws)})
+
+    async def version_text(self, digest: str) -> str:
+        """A version's compiled playbook as text (sorted JSON), for diffs; ``NotFound`` for an
+        unknown digest."""
+        from aiosrun.runtime.overview import version_text
+
+        text = version_text(self.ws, digest)
+        if text is None:
+            raise NotFound(f"no playbook version '{digest}'")
+        return text
+
+    async def spend(self) -> JsonResult:
+        """Model spend in USD per UTC day and per playbook, and the workspace's budget."""
+        from aiosrun.runtime.overview import spend
+
+        return JsonResult(spend(self.ws))
+
     # ---- runs ---------------------------------------------------------------------------
 
     async def start(self, playbook: str | os.PathLike[str],
