@@ -7,7 +7,6 @@ the page shows what ``aiosrun`` commands show.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from typing import Any
 
@@ -28,12 +27,47 @@ def playbooks(ws: Workspace) -> list[dict[str, Any]]:
 
 
 def version_text(ws: Workspace, digest: str) -> str | None:
-    """A version's compiled playbook as indented JSON with sorted keys (what a diff of two
-    versions compares), or None for an unknown digest."""
+    """A version's compiled playbook as YAML (what a diff of two versions compares), or None
+    for an unknown digest. The log keeps each version's IR, not its file: this is the IR
+    read back as plain values, expressions as ``${{ }}`` again, positions and empty
+    settings left out."""
     version = ws.workspace_state().versions.get(digest)
     if version is None:
         return None
-    return json.dumps(version.ir, indent=2, sort_keys=True, ensure_ascii=False)
+    import io
+
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
+    out = io.StringIO()
+    yaml.dump(plain(version.ir), out)
+    return out.getvalue()
+
+
+def plain(node: Any) -> Any:
+    """Encoded IR as the values a playbook author wrote."""
+    if isinstance(node, list):
+        return [plain(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    kind = node.get("$")
+    if kind == "Const":
+        return plain(node.get("value"))
+    if kind == "Expr":
+        return "${{ " + str(node.get("source")) + " }}"
+    if kind == "Interp":
+        return "".join(p if isinstance(p, str) else str(plain(p)) for p in node["parts"])
+    if kind == "MapOf":
+        return {str(k): plain(v) for k, v in node.get("items") or ()}
+    if kind in ("FrozenDict",):
+        return plain(node.get("items"))
+    if kind in ("ListOf",):
+        return plain(node.get("items"))
+    out = {str(k): plain(v) for k, v in node.items()
+           if k not in ("$", "span", "digest") and v not in (None, [], {})}
+    return {k: v for k, v in out.items() if v not in (None, [], {})}
 
 
 def spend(ws: Workspace) -> dict[str, Any]:

@@ -6,6 +6,7 @@ screenshots in docs/ui/ are written here."""
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import TOKEN, Server, free_port, make_workspace
+from .conftest import TOKEN, Server, aiosrun_command, clean_env, free_port, make_workspace
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "ui"
@@ -88,6 +89,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         (root / "playbooks" / f"{name}.yaml").write_text(text, "utf-8")
     make_workspace(root, "apiVersion: aiosrun/v1\nkind: Workspace\nserver:\n  tokens: "
                    '["${{ secrets.API_TOKEN }}"]\n')
+    (root / "playbooks" / "steady.yaml").write_text(  # a second version, for the diff
+        UI_PLAYBOOKS["steady"].replace("seconds: 0.7}\n  - id: three", "seconds: 0.6}\n"
+                                       "  - id: three"), "utf-8")
+    knowledge = root / "facts.jsonl"
+    knowledge.write_text('{"text": "Ada Lovelace pays yearly for the pro plan", '
+                         '"domain": "customers"}\n', "utf-8")
+    for command in (["apply"], ["memory", "add", "--file", str(knowledge)]):
+        done = subprocess.run([*aiosrun_command(), *command], cwd=root, capture_output=True,
+                              text=True, timeout=60, env=clean_env())
+        assert done.returncode == 0, done.stderr
     server = Server(root, free_port()).start()
     yield server
     server.stop()
@@ -229,7 +240,7 @@ def test_skip_an_escalation_with_outputs_then_see_the_run(
 def test_the_timeline_grows_while_the_run_runs(
         tab: Any, site: Server, api: httpx.Client) -> None:
     page = open_page(tab)
-    run = start(api, "steady", wait="0ms")
+    run = start(api, "steady", wait="0ms")  # the second version: 0.7 s, 0.6 s, 0.7 s
     page.goto(f"/ui/runs/{run['id']}")
     seen = []
     deadline = time.monotonic() + 15
@@ -250,6 +261,7 @@ def test_a_phone_sees_everything_without_scrolling_sideways(
     for path in ("/ui/inbox", f"/ui/runs/{run['id']}", "/ui/runs", "/ui/playbooks",
                  "/ui/playbooks/sync", "/ui/memory?q=welcome", "/ui/spend"):
         page.goto(path)
+        assert "That did not work" not in page.inner_text("main"), path
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 375, (path, width)
     page.goto("/ui/inbox")
@@ -293,3 +305,40 @@ def test_a_form_post_without_the_csrf_token_is_refused(
     logged_out = httpx.post(site.url + target, data={"decision": "approve"})
     assert logged_out.status_code == 403
     assert api.get(f"/api/v1/runs/{run['id']}").json()["status"] == "waiting"
+
+
+def test_the_inbox_shows_a_new_gate_without_a_reload(
+        tab: Any, site: Server, api: httpx.Client) -> None:
+    page = open_page(tab)
+    page.evaluate("window.__same_page = true")
+    run = start(api, "welcome", customer("Hedy"))
+    page.wait_for_selector(f"[id='{run['id']}-review']")
+    assert page.evaluate("window.__same_page") is True
+
+
+def test_runs_filters_playbook_versions_diff_plan_and_memory(
+        tab: Any, site: Server, api: httpx.Client) -> None:
+    start(api, "sync")
+    start(api, "three", {"who": "Ada"})
+    page = open_page(tab, "/ui/runs?status=waiting&playbook=sync")
+    listed = page.locator("ul.runs li").all_inner_texts()
+    assert listed and all("sync" in t and "waiting" in t for t in listed)
+    page.select_option("#status", "succeeded")
+    page.select_option("#playbook", "three")
+    page.click("button:has-text('Filter')")
+    page.wait_for_url("**status=succeeded**")
+    listed = page.locator("ul.runs li").all_inner_texts()
+    assert listed and all("three" in t and "succeeded" in t for t in listed)
+    page.goto("/ui/playbooks/steady")
+    assert page.locator("ol.versions li").count() == 2, page.inner_text("main")
+    assert page.locator("pre.diff .del", has_text='seconds: 0.7').count() == 1
+    assert page.locator("pre.diff .add", has_text='seconds: 0.6').count() == 1
+    assert "Worst-case cost" in page.inner_text("#plan-title + dl")
+    page.goto("/ui/memory")
+    page.select_option("#domain", "customers")
+    page.fill("#q", "who pays yearly")
+    page.click("button:has-text('Search')")
+    page.wait_for_selector("ol.hits")
+    assert "Ada Lovelace pays yearly for the pro plan" in page.inner_text("ol.hits")
+    page.goto("/ui/spend")
+    assert "No model spend yet." in page.inner_text("main")
