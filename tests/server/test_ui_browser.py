@@ -9,6 +9,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,8 @@ steps:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def starting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Future[Any]]]:
+    """The workspace, and `serve` coming up in a thread while Chromium starts."""
     root = tmp_path_factory.mktemp("ui") / "shop"
     root.mkdir()
     (root / "playbooks").mkdir()
@@ -92,20 +94,29 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     (root / "playbooks" / "steady.yaml").write_text(  # a second version, for the diff
         UI_PLAYBOOKS["steady"].replace("seconds: 0.7}\n  - id: three", "seconds: 0.6}\n"
                                        "  - id: three"), "utf-8")
-    knowledge = root / "facts.jsonl"
-    knowledge.write_text('{"text": "Ada Lovelace pays yearly for the pro plan", '
-                         '"domain": "customers"}\n', "utf-8")
-    for command in (["apply"], ["memory", "add", "--file", str(knowledge)]):
-        done = subprocess.run([*aiosrun_command(), *command], cwd=root, capture_output=True,
-                              text=True, timeout=60, env=clean_env())
-        assert done.returncode == 0, done.stderr
-    server = Server(root, free_port()).start()
-    yield server
+    (root / "knowledge" / "customers").mkdir(parents=True)  # memory ingests it when opened
+    (root / "knowledge" / "customers" / "ada.md").write_text(
+        "Ada Lovelace pays yearly for the pro plan.\n", "utf-8")
+    done = subprocess.run([*aiosrun_command(), "apply"], cwd=root, capture_output=True,
+                          text=True, timeout=60, env=clean_env())
+    assert done.returncode == 0, done.stderr
+    server = Server(root, free_port())
+    with ThreadPoolExecutor(1) as pool:
+        coming = pool.submit(server.start)
+        yield server, coming
+        coming.result(timeout=60)
     server.stop()
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def site(starting: tuple[Server, Future[Any]], browser: Any) -> Server:
+    server, coming = starting
+    coming.result(timeout=60)
+    return server
+
+
+@pytest.fixture(scope="module")
+def browser(starting: tuple[Server, Future[Any]]) -> Iterator[Any]:
     if not CHROMIUM.exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
@@ -339,6 +350,6 @@ def test_runs_filters_playbook_versions_diff_plan_and_memory(
     page.fill("#q", "who pays yearly")
     page.click("button:has-text('Search')")
     page.wait_for_selector("ol.hits")
-    assert "Ada Lovelace pays yearly for the pro plan" in page.inner_text("ol.hits")
+    assert "Ada Lovelace pays yearly for the pro plan." in page.inner_text("ol.hits")
     page.goto("/ui/spend")
     assert "No model spend yet." in page.inner_text("main")
