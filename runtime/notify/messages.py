@@ -16,6 +16,8 @@ from urllib.parse import quote
 # A run that fails because the operator said so (a rejected gate, a cancel) is not news.
 QUIET_FAILURES = frozenset({"rejected", "gate_rejected", "cancelled", "parent_failed"})
 MAX_TEXT = 1500
+TOLD = frozenset({"GateOpened", "GateEscalated", "EscalationOpened", "RunFailed",
+                  "RunCompensating", "RunNeedsAttention", "EventRejected"})
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ def notification_for(record_type: str, seq: int, run: str | None, data: Mapping[
                      base: str | None) -> Notification | None:
     """The notification a record calls for, or None; ``playbook_of`` names a run's
     playbook."""
+    if record_type not in TOLD:
+        return None
     playbook = playbook_of(run) if run is not None else None
     page = link_to(base, f"/ui/runs/{quote(run or '', safe='')}")
     if record_type == "GateOpened" and run is not None:

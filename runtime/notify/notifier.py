@@ -28,7 +28,7 @@ from aiosrun.runtime.log.tail import LogTail
 from aiosrun.runtime.workspace import Workspace
 
 from .channels import Channel, channels_of
-from .messages import Notification, budget_notification, notification_for
+from .messages import TOLD, Notification, budget_notification, notification_for
 
 MAX_ATTEMPTS = 5
 SEND_TIMEOUT = 60.0
@@ -104,6 +104,8 @@ class Notifier:
             key = f"{record.data.get('channel')} {record.data.get('key')}"
             self.sent.add(key)
             self.pending.pop(key, None)
+            return
+        if record.type not in TOLD:
             return
         if record.type in CHILD_REPORTED and record.run is not None:
             summary = self.ws.workspace_state().runs.get(record.run)
