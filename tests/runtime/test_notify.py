@@ -28,6 +28,13 @@ steps:
     uses: debug.fail
     with: {times: 9, error: permanent}
 """
+GATED = """apiVersion: aiosrun/v1
+kind: Playbook
+name: gated
+steps:
+  - id: review
+    gate: {message: "Ship it?"}
+"""
 STRICT = """apiVersion: aiosrun/v1
 kind: Playbook
 name: strict
@@ -54,6 +61,7 @@ notify:
     (root / "playbooks").mkdir()
     (root / "playbooks" / "failing.yaml").write_text(FAILING, "utf-8")
     (root / "playbooks" / "strict.yaml").write_text(STRICT, "utf-8")
+    (root / "playbooks" / "gated.yaml").write_text(GATED, "utf-8")
     return root
 
 
@@ -186,3 +194,18 @@ def test_notify_is_validated_with_positions(tmp_path: Path, entry: str, message:
     text = str(caught.value).removeprefix(f"{tmp_path}/")
     assert text.startswith(message), text
     assert "\n" not in text.strip()
+
+
+def test_a_gate_decided_before_it_was_told_and_its_rejection_send_nothing(
+        tmp_path: Path) -> None:
+    with http_receiver() as hook:
+        root = workspace(tmp_path / "ws", hook.port)
+
+        async def then(engine: Engine) -> None:
+            quick = await engine.start("gated")
+            await engine.reject(quick.id, "review")  # before the notifier's round
+            await engine.start("gated")
+
+        rounds(root, then)
+        assert [p.body["trigger"] for p in hook.posts] == ["gate"]
+        assert hook.posts[0].body["title"] == "Approval needed: gated / review"
