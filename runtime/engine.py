@@ -161,7 +161,9 @@ class Engine:
             from aiosrun.dsl.validate import validate_document
 
             return validate_document(load_file(path), self.ws.registry.catalog(),
-                                     list(self.ws.settings.data.get("models") or {}))
+                                     list(self.ws.settings.data.get("models") or {}),
+                                     self.ws.root / "agents",
+                                     list(self.ws.settings.data.get("mcp") or {}))
         digest = self.ws.workspace_state().current.get(str(target))
         if digest is None:
             raise NotFound(f"no playbook file or applied playbook named '{target}'")

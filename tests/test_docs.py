@@ -21,7 +21,7 @@ def keys(schema: object, into: set[str]) -> set[str]:
     return into
 
 
-@pytest.mark.parametrize("name", ["playbook", "workspace"])
+@pytest.mark.parametrize("name", ["playbook", "workspace", "agent"])
 def test_the_reference_matches_the_schema(name: str) -> None:
     committed = (DOCS / f"{name}-reference.md").read_text("utf-8")
     assert committed == render_reference(name), (

@@ -80,7 +80,8 @@ def test_validate_reports_positioned_errors(aiosrun: Runner, tmp_path: Path) -> 
     assert done.stdout.splitlines() == [
         "bad.yaml:6:5: error: unknown key 'usse' in step 'say'; did you mean 'uses'? "
         "[unknown-key]",
-        "bad.yaml:7:5: error: 'with' is given without 'uses' in step 'say' [missing-key]",
+        "bad.yaml:7:5: error: 'with' is given without 'uses' or 'agent' in step 'say' "
+        "[missing-key]",
     ]
     assert "2 errors in 1 file (2 checked)" in done.stderr
     assert aiosrun("validate", "good.yaml").returncode == 0
