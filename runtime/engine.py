@@ -38,6 +38,7 @@ from aiosrun.runtime.coordinator.leases import Lease, serve_running
 from aiosrun.runtime.errors import BadRequest, Conflict, EngineError, NotFound
 from aiosrun.runtime.log.eventlog import NewEvent, Record
 from aiosrun.runtime.log.projections import RunState, apply_run, fold_run
+from aiosrun.runtime.log.storage import StorageError
 from aiosrun.runtime.log.tail import LogTail
 from aiosrun.runtime.log.timeline import timeline_of
 from aiosrun.runtime.memory.api import MemoryAPI
@@ -76,6 +77,9 @@ class Engine:
         self._dispatching = False
         self._dispatch_again = False
         self.memory = MemoryAPI(workspace)
+        self._fsync_pending = False
+        if workspace.log.fsync_policy == "group":
+            workspace.log.fsync_hook = self._fsync_soon
         if workspace.log.repaired:
             self.notices.append(f"warning: {workspace.log.repaired}")
 
@@ -101,10 +105,27 @@ class Engine:
         except BaseExceptionGroup as group:
             raise _single(group) from None
         finally:
+            ws.log.fsync_hook = None
             ws.close()
+
+    def _fsync_soon(self) -> None:
+        """The log's group window passed with appends not yet durable: fsync them in a
+        worker thread, so no run or request waits for the disk unless it asked to."""
+        if not self._fsync_pending:
+            self._fsync_pending = True
+            self._nursery.start_soon(self._background_fsync)
+
+    async def _background_fsync(self) -> None:
+        try:
+            await self.ws.durable()
+        except StorageError as exc:  # the next caller that needs durability hears it
+            self.notices.append(f"warning: {exc}")
+        finally:
+            self._fsync_pending = False
 
     def close_cleanly(self) -> None:
         """Make what this Engine appended durable and the next opening quick."""
+        self.ws.log.fsync_hook = None
         self.ws.log.sync()
         self.ws.save_workspace_snapshot()
 
@@ -120,7 +141,7 @@ class Engine:
     async def sync(self) -> None:
         """Make every record appended so far durable (fsynced), whatever the log's fsync
         policy: what a caller acknowledges after this survives a crash or a power cut."""
-        self.ws.log.sync()
+        await self.ws.durable()
 
     # ---- playbooks ----------------------------------------------------------------------
 
@@ -519,17 +540,16 @@ class Engine:
         every snapshot from it."""
         import shutil
 
-        count = sum(1 for _ in self.ws.log.read())
         rebuilt = None
-        if not rebuild:  # what is derived too: an altered index line, an edited snapshot
-            if self.ws.log.index_problem is not None:
-                raise self.ws.log.index_problem
-            for run_id in self.ws.workspace_state().runs:
-                self.ws.run_state(run_id)
         if rebuild:
             shutil.rmtree(self.ws.snapshots, ignore_errors=True)
             rebuilt = self.ws.log.rebuild_index()
-            self.ws.save_workspace_snapshot()
+        count = sum(1 for _ in self.ws.log.read())
+        if not rebuild:  # what is derived too: an edited snapshot
+            for run_id in self.ws.workspace_state().runs:
+                self.ws.run_state(run_id)
+        if rebuild:
+            self.ws.save_workspace_snapshot(every=0)
             for run_id in self.ws.workspace_state().runs:
                 self.ws.save_run_snapshot(self.ws.run_state(run_id))
         return DoctorReport(count, self.ws.log.last_seq, self.ws.log.repaired, rebuilt)

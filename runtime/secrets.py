@@ -68,6 +68,10 @@ class Masker:
                        key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(f) for f in forms)) if forms else None
         self._forms = [form for form in forms if len(form) > MIN_TRUNCATED]
+        # a text can only end in a cut secret if one of their heads occurs near its end
+        self._heads = re.compile("|".join(sorted({re.escape(form[:MIN_TRUNCATED])
+                                                  for form in self._forms})))
+        self._longest = max((len(form) for form in self._forms), default=0)
 
     def text(self, text: str) -> str:
         if self._pattern is None:
@@ -79,6 +83,9 @@ class Masker:
         trimmed = text.rstrip(" \t\r\n")
         for marker in ("...", "…"):
             trimmed = trimmed.removesuffix(marker)
+        if not self._forms or self._heads.search(
+                text, max(0, len(trimmed) - self._longest)) is None:
+            return text
         for body in (text, trimmed):  # the secret may itself end in what a cut marker is
             for form in self._forms:
                 window_start = max(len(body) - len(form) + 1, 0)

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 WORKSPACE_FILE = "aios.yaml"
 STATE_DIR = ".aios"
+WORKSPACE_SNAPSHOT_EVERY = 2_000  # records folded after a snapshot before the next is saved
+SNAPSHOT_MIN_STEPS = 16  # runs with fewer steps are folded from their records
 
 
 def find_workspace(start: Path, override: str | None = None) -> Path | None:
@@ -108,6 +110,17 @@ class Workspace:
         self.doubles: Doubles | None = None  # a playbook test's stand-ins
         self._memory: Any = None
         self._memory_synced = 0.0
+        self._commits: Any = None
+        self._snapshot_seq = 0  # the seq the saved workspace snapshot covers
+
+    async def durable(self) -> None:
+        """Make this process's appends durable, sharing one fsync in a worker thread with
+        every task that waits meanwhile (runtime/log/group_commit.py)."""
+        if self._commits is None:
+            from aiosrun.runtime.log.group_commit import GroupCommit
+
+            self._commits = GroupCommit(self.log)
+        await self._commits.sync()
 
     def memory(self) -> Any:
         """The memory store, opened on first use (tantivy, usearch and numpy are imported
@@ -151,6 +164,7 @@ class Workspace:
             snapshot = load_workspace_snapshot(path)
             self._check_covered(path, snapshot)
             self._state = snapshot
+            self._snapshot_seq = snapshot.last_seq if snapshot else 0
         start = self._state.last_seq + 1 if self._state else 1
         self._state = fold_workspace(self.log.read(start), self._state)
         view = copy.copy(self._state)
@@ -166,10 +180,18 @@ class Workspace:
         self.log.refresh()
         check_covered(path, snapshot, self.log.last_seq)
 
-    def save_workspace_snapshot(self) -> None:
+    def save_workspace_snapshot(self, *, every: int = WORKSPACE_SNAPSHOT_EVERY) -> None:
+        """Save the workspace projection once ``every`` records have been folded since the
+        snapshot it was read from or last saved (``every=0``: now).
+        Its size grows with the workspace's history, so saving it on every command (or, in
+        ``serve``, every second) cost more than the folding it spares the next opening."""
         from aiosrun.runtime.log.projections import save_snapshot
 
-        save_snapshot(self.snapshots / "workspace.json", self.workspace_state())
+        state = self.workspace_state()
+        if every == 0 or (state.last_seq > self._snapshot_seq and (
+                self._snapshot_seq == 0 or state.last_seq - self._snapshot_seq >= every)):
+            save_snapshot(self.snapshots / "workspace.json", state)
+            self._snapshot_seq = state.last_seq
 
     def playbook(self, digest: str, encoded: Any = None) -> Any:
         """The compiled playbook of a recorded version, decoded once per process."""
@@ -194,6 +216,11 @@ class Workspace:
         return fold_run(run_id, self.log.read_run(run_id, start), snapshot, until_seq)
 
     def save_run_snapshot(self, state: Any) -> None:
+        """Save where a run stands, for runs long enough that folding their records costs
+        more than reading a snapshot: a run of a few steps folds in well under a
+        millisecond, and writing its snapshot cost more than the run's own steps."""
         from aiosrun.runtime.log.projections import save_snapshot
 
-        save_snapshot(self.snapshots / "runs" / f"{state.id}.json", state)
+        if len(state.steps) >= SNAPSHOT_MIN_STEPS or \
+                (self.snapshots / "runs" / f"{state.id}.json").exists():
+            save_snapshot(self.snapshots / "runs" / f"{state.id}.json", state)

@@ -83,7 +83,7 @@ class Runner(Suspensions, Containers, Compensations):
                     "the run took longer than its policy.timeout "
                     f"({format_duration(self.playbook.policy.timeout_ms or 0)})")}
             if self.suspended and not self.state.cancel_requested:
-                self.ws.log.sync()
+                await self.ws.durable()
                 self.ws.save_run_snapshot(self.state)
                 return self.state
             if self.state.cancel_requested:
@@ -98,7 +98,7 @@ class Runner(Suspensions, Containers, Compensations):
                     self.record("RunSucceeded", outputs=outputs)
         if (self.failed and not self.state.finished) or self.state.compensating:
             await self.fail_run()
-        self.ws.log.sync()
+        await self.ws.durable()
         self.ws.save_run_snapshot(self.state)
         return self.state
 
@@ -196,7 +196,7 @@ class Runner(Suspensions, Containers, Compensations):
             raise
         self.record("StepSucceeded", path=path, id=step.id, outputs=outputs, attempts=attempts)
         if step.checkpoint:
-            self.ws.log.sync()
+            await self.ws.durable()
             self.ws.save_run_snapshot(self.state)
 
     def condition(self, step: ir.Step, frame: Frame, path: str) -> bool:

@@ -112,7 +112,7 @@ class Server:
                 handed += await phase(now)
             except Exception as exc:  # a bug in one phase must not stop the others
                 self.say(f"error: {phase.__name__}: {internal_message(exc)}")
-        self.ws.log.sync()
+        await self.ws.durable()
         self.ws.save_workspace_snapshot()
         return handed
 

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aiosrun.dsl.errors import AiosrunError
+from aiosrun.runtime.log.seek import STRIDE, SeekMarks
 from aiosrun.runtime.log.storage import (
     StorageError,
     append_all,
@@ -180,6 +181,18 @@ class EventLog:
         self._indexed_seq = 0
         self._index_offset = 0
         self._index_line = 0
+        self._first: dict[tuple[str, str], int] = {}  # (run, segment) -> its first seq there
+        self._closed_seq = 0  # a close made the log durable up to here (``! SEQ`` lines)
+        self._marks = SeekMarks()
+        self._inode = 0
+        self.written_seq = 0  # the last record this process appended
+        self.durable_seq = 0  # and the last of those known to be fsynced
+        # ``group`` policy: when set, a due fsync is handed to it (a worker thread, see
+        # group_commit.py) instead of being made on the appender's path
+        self.fsync_hook: Callable[[], None] | None = None
+        # an fsync that failed: the kernel may have dropped those pages while still showing
+        # them, so nothing more is appended or called durable in this process
+        self.failed_sync: StorageError | None = None
 
     # ---- opening ------------------------------------------------------------
 
@@ -194,6 +207,12 @@ class EventLog:
         with self._locked():
             self._read_index_tail()
             self._recover()
+            if self.index_problem is None and self._closed_seq > self.last_seq:
+                self.index_problem = LogCorrupted(
+                    self.folder / _INDEX, self._index_line, f"the log was closed durable up "
+                    f"to seq {self._closed_seq}, but it ends at seq {self.last_seq}: records "
+                    "were cut off the log; restore it from a backup (`aiosrun doctor "
+                    "--rebuild` goes on without them)")
             if self.index_problem is None and self._indexed_seq < self.last_seq:
                 self._reindex_from(self._indexed_seq + 1)
         return self
@@ -276,13 +295,16 @@ class EventLog:
         self._verify_lines(segment, body, start, len(body))
         return zlib.crc32(body[start:], crc)
 
-    @staticmethod
-    def _verify_lines(segment: Path, body: bytes, start: int, end: int) -> None:
-        """Each line's checksum and seq (contiguous from the segment's name), without JSON."""
+    def _verify_lines(self, segment: Path, body: bytes, start: int, end: int) -> None:
+        """Each line's checksum and seq (contiguous from the segment's name), without JSON;
+        seek marks are noted on the way."""
         number = body.count(b"\n", 0, start)
         expected = int(segment.stem) + number
         position = start
+        inode = os.stat(segment).st_ino if start < end else 0
         while position < end:
+            if expected % STRIDE == 0:
+                self._marks.note(segment.name, inode, expected, position)
             stop = body.index(b"\n", position) + 1
             line = body[position:stop]
             number += 1
@@ -329,6 +351,7 @@ class EventLog:
                 self.read_only = True
                 self._fd = os.open(path, os.O_RDONLY)
         self._size, self._crc, self._lines = size, crc, lines
+        self._inode = os.fstat(self._fd).st_ino
 
     def _fsync_dir(self) -> None:
         fd = os.open(self.folder, os.O_RDONLY)
@@ -355,6 +378,8 @@ class EventLog:
                            "recorded (reading commands still work)")
         if self._fd is None:
             raise LogError("the event log is not open")
+        if self.failed_sync is not None:
+            raise self.failed_sync
         with self._locked():
             self._catch_up()
             if self.index_problem is not None:
@@ -378,10 +403,12 @@ class EventLog:
             try:
                 if lines:
                     index_size = self._write_index(lines, note=False)
-                if self.fsync_policy == "always" or (
-                        time.monotonic() - self._last_fsync >= self.group_window):
+                due = time.monotonic() - self._last_fsync >= self.group_window
+                if self.fsync_policy == "always" or (due and self.fsync_hook is None):
                     os.fsync(self._fd)
                     self._dirty, self._last_fsync = False, time.monotonic()
+                    if records:
+                        self.durable_seq = records[-1].seq
                 else:
                     self._dirty = True
             except (OSError, StorageError) as exc:
@@ -392,6 +419,12 @@ class EventLog:
                     raise
                 raise refusal(self._segment, exc) from None
             self.last_seq = records[-1].seq if records else self.last_seq
+            self.written_seq = self.last_seq if records else self.written_seq
+            position = before
+            for record, chunk in zip(records, chunks, strict=True):
+                if record.seq % STRIDE == 0:
+                    self._marks.note(self._segment.name, self._inode, record.seq, position)
+                position += len(chunk)
             self._size += len(payload)
             self._lines += len(records)
             self._crc = zlib.crc32(payload, self._crc)
@@ -399,12 +432,14 @@ class EventLog:
                 self._parse_index_line(line.rstrip("\n"), self.folder / _INDEX)
             for record in records:
                 if record.run is not None:
-                    self._learn(record.run, self._segment.name, filed=True)
+                    self._learn(record.run, self._segment.name, record.seq, filed=True)
             self._indexed_seq = self.last_seq
             if self._size >= self.segment_bytes:
                 self._flush()
                 self._seal()
                 self._start_segment(self.last_seq + 1)
+        if self._dirty and due and self.fsync_hook is not None:
+            self.fsync_hook()
         return records
 
     def transaction(self) -> contextlib.AbstractContextManager[None]:
@@ -452,6 +487,7 @@ class EventLog:
                     data = handle.read(size - self._size)
                 data = data[: data.rfind(b"\n") + 1]  # a writer without the lock: whole lines
                 number = self._lines
+                position = self._size
                 for line in data.splitlines(keepends=True):
                     number += 1
                     record = decode(line, self._segment, number)
@@ -459,8 +495,12 @@ class EventLog:
                         raise LogCorrupted(self._segment, number,
                                            f"seq {record.seq} where {self.last_seq + 1} was "
                                            "due: records are missing or out of place")
+                    if record.seq % STRIDE == 0:
+                        self._marks.note(self._segment.name, self._inode, record.seq, position)
+                    position += len(line)
                     self.last_seq = record.seq
-                    if record.run is not None and self._learn(record.run, self._segment.name):
+                    if record.run is not None and self._learn(record.run, self._segment.name,
+                                                              record.seq):
                         missing.append(sign(f"{record.run} {self._segment.name} {record.seq}"))
                 self._size += len(data)
                 self._lines = number
@@ -480,17 +520,37 @@ class EventLog:
             os.fsync(self._fd)
             self._dirty = False
             self._last_fsync = time.monotonic()
+            self.durable_seq = self.written_seq
+
+    def claim_sync(self) -> tuple[int, int, Path] | None:
+        """For an fsync made elsewhere (group_commit.py): a duplicate of the segment's
+        descriptor and the last record it will cover; None when nothing waits for one."""
+        if self.failed_sync is not None:
+            raise self.failed_sync
+        if self._fd is None or self._segment is None or not self._dirty:
+            self.durable_seq = self.written_seq
+            return None
+        return os.dup(self._fd), self.written_seq, self._segment
+
+    def synced(self, seq: int) -> None:
+        """An fsync claimed by :meth:`claim_sync` is done."""
+        self.durable_seq = max(self.durable_seq, seq)
+        self._last_fsync = time.monotonic()
+        if self.durable_seq >= self.written_seq:
+            self._dirty = False
 
     def sync(self) -> None:
         """Make everything appended so far durable (group commit's explicit flush)."""
         self._flush()
 
-    def _seal(self) -> None:
+    def _seal(self, *, closed: bool = False) -> None:
         """Record the current segment's size and CRC32 (its bytes are durable by now), so a
-        later open notices a flipped byte or a cut anywhere in it without reading JSON."""
+        later open notices a flipped byte or a cut anywhere in it without reading JSON.
+        ``closed``: the whole log is durable up to here, so a later log that ends before
+        lost records to a cut, not to a crash (which can only take what was not durable)."""
         assert self._segment is not None
         lines = [sign(f"= {self._segment.name} {self._size} {self._crc:08x}") + "\n",
-                 sign(f"@ {self.last_seq}") + "\n"]
+                 sign(f"{'!' if closed else '@'} {self.last_seq}") + "\n"]
         with contextlib.suppress(StorageError):  # derived: unsealed, lines are checked singly
             self._write_index(lines)
         self._seals[self._segment.name] = (self._size, self._crc)
@@ -500,10 +560,15 @@ class EventLog:
             with contextlib.suppress(OSError):  # what failed was never acknowledged durable
                 self._flush()
             if self._fd is not None and self._lock_fd is not None and self.last_seq \
-                    and self.index_problem is None:
+                    and self.index_problem is None and self.failed_sync is None:
                 with self._locked():  # the index covers everything up to here
                     self._catch_up()
-                    self._seal()
+                    try:
+                        os.fsync(self._fd)  # others' appends too (cheap when all is clean)
+                        durable = True
+                    except OSError:
+                        durable = False
+                    self._seal(closed=durable)
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -546,11 +611,15 @@ class EventLog:
 
     # ---- the run index ------------------------------------------------------------
 
-    def _learn(self, run: str, segment: str, *, filed: bool = False) -> bool:
-        """Note that ``run`` has records in ``segment``; True when runs.idx lacks that."""
+    def _learn(self, run: str, segment: str, seq: int, *, filed: bool = False) -> bool:
+        """Note that ``run`` has records in ``segment`` from ``seq`` on; True when runs.idx
+        lacks that."""
         known = self._index.setdefault(run, [])
         if segment not in known:
             known.append(segment)
+        first = self._first.get((run, segment))
+        if first is None or seq < first:
+            self._first[run, segment] = seq
         if filed:
             self._filed.add((run, segment))
         return (run, segment) not in self._filed
@@ -609,7 +678,7 @@ class EventLog:
             with open(path, "rb") as handle:
                 size = os.fstat(handle.fileno()).st_size
                 if size < self._index_offset:  # rewritten (doctor --rebuild): read it anew
-                    self._index, self._filed, self._seals = {}, set(), {}
+                    self._index, self._filed, self._seals, self._first = {}, set(), {}, {}
                     self._index_offset = self._index_line = self._indexed_seq = 0
                 if size == self._index_offset:
                     return
@@ -628,10 +697,13 @@ class EventLog:
         parts = text.split() if text is not None else []
         if len(parts) == 2 and parts[0] == "@" and parts[1].isdigit():  # watermark
             self._indexed_seq = max(self._indexed_seq, int(parts[1]))
+        elif len(parts) == 2 and parts[0] == "!" and parts[1].isdigit():  # a clean close
+            self._closed_seq = max(self._closed_seq, int(parts[1]))
+            self._indexed_seq = max(self._indexed_seq, int(parts[1]))
         elif len(parts) == 4 and parts[0] == "=" and parts[2].isdigit():  # a segment's seal
             self._seals[parts[1]] = (int(parts[2]), int(parts[3], 16))
         elif len(parts) == 3 and parts[2].isdigit():
-            self._learn(parts[0], parts[1], filed=True)
+            self._learn(parts[0], parts[1], int(parts[2]), filed=True)
             self._indexed_seq = max(self._indexed_seq, int(parts[2]))
         elif self.index_problem is None:
             self.index_problem = LogCorrupted(
@@ -642,7 +714,7 @@ class EventLog:
         """Add what the index misses (a crash between a record and its index line)."""
         missing: list[str] = []
         for segment, record in self._scan(seq):
-            if record.run is not None and self._learn(record.run, segment.name):
+            if record.run is not None and self._learn(record.run, segment.name, record.seq):
                 missing.append(sign(f"{record.run} {segment.name} {record.seq}") + "\n")
                 self._filed.add((record.run, segment.name))
         if missing and not self.read_only:
@@ -658,7 +730,7 @@ class EventLog:
         """Rewrite ``runs.idx`` from the segments; returns the number of runs."""
         with self._locked():
             (self.folder / _INDEX).unlink(missing_ok=True)
-            self._index, self._filed, self._seals = {}, set(), {}
+            self._index, self._filed, self._seals, self._first = {}, set(), {}, {}
             self._index_offset = self._index_line = 0
             self.index_problem = None
             self._reindex_from(1)
@@ -675,7 +747,8 @@ class EventLog:
 
     def _scan(self, from_seq: int = 1, only: set[str] | None = None,
               run: str | None = None) -> Iterator[tuple[Path, Record]]:
-        """Records from ``from_seq``; lines before it, or (with ``run``) of other runs, are
+        """Records from ``from_seq``, read from the seek mark nearest before it (and, with
+        ``run``, before the run's first record in each segment); lines of other runs are
         passed over without decoding: the check is a cheap look at the line's prefix."""
         segments = self.segments()
         marker = f'"run":{json.dumps(run, ensure_ascii=False)},'.encode() if run else None
@@ -684,21 +757,35 @@ class EventLog:
                 continue
             if only is not None and segment.name not in only:
                 continue
+            start = max(from_seq, self._first.get((run, segment.name), 0) if run else 0)
+            first = int(segment.stem)
             with open(segment, "rb") as handle:
-                for number, line in enumerate(handle, start=1):
+                inode = os.fstat(handle.fileno()).st_ino
+                seq, position = self._marks.find(segment.name, inode, first, start)
+                handle.seek(position)
+                for line in handle:
                     if not line.endswith(b"\n"):
                         break  # a torn tail another writer is still completing
-                    if from_seq > 1 and line_seq(line) < from_seq:
+                    if seq % STRIDE == 0:
+                        self._marks.note(segment.name, inode, seq, position)
+                    seq += 1
+                    position += len(line)
+                    if seq <= start or (marker is not None and marker not in line[:200]):
                         continue
-                    if marker is not None and marker not in line[:200]:
-                        continue
-                    record = decode(line, segment, number)
-                    if record.seq >= from_seq:
-                        yield segment, record
+                    record = decode(line, segment, seq - first)
+                    if record.seq != seq - 1:
+                        raise LogCorrupted(segment, seq - first, f"seq {record.seq} where "
+                                           f"{seq - 1} was due: records are missing or out "
+                                           "of place")
+                    yield segment, record
 
     def read(self, from_seq: int = 1) -> Iterator[Record]:
         """Every record from ``from_seq`` on, verified; raises :class:`LogCorrupted`."""
         self.refresh()
+        if self.index_problem is not None:
+            raise self.index_problem
+        if from_seq > self.last_seq:  # a caught-up reader asks this all the time
+            return iter(())
         return (record for _, record in self._scan(from_seq))
 
     def read_run(self, run: str, from_seq: int = 1) -> Iterator[Record]:
@@ -708,7 +795,7 @@ class EventLog:
         if self.index_problem is not None:
             raise self.index_problem
         segments = set(self._index.get(run, ()))
-        if not segments:
+        if not segments or from_seq > self.last_seq:
             return iter(())
         return (record for _, record in self._scan(from_seq, only=segments, run=run)
                 if record.run == run)

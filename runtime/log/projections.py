@@ -51,7 +51,7 @@ import json
 import os
 import zlib
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -444,7 +444,7 @@ def save_snapshot(path: Path, state: RunState | WorkspaceState) -> None:
     """Write atomically, with a checksum: a crash leaves the old snapshot or the new one, and
     an edit is noticed. A snapshot only saves replay time, so one that cannot be written (a
     full disk) is left out rather than failing what was recorded."""
-    body = json.dumps(asdict(state), ensure_ascii=False)
+    body = json.dumps(state, ensure_ascii=False, default=vars)  # asdict() copied it all first
     text = f"{_SNAPSHOT_HEADER}{zlib.crc32(body.encode('utf-8')):08x}\n{body}"
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:

@@ -69,7 +69,7 @@ def test_a_full_disk_mid_run_is_a_clear_refusal_and_resume_finishes(small_disk: 
     done = cli(root, "resume", "--all")
     assert done.returncode == 0, done.stderr
     (run,) = json.loads(cli(root, "runs", "--format", "json").stdout)
-    assert run["status"] == "succeeded"
+    assert run["status"] == "succeeded", (err, done.stdout, cli(root, "timeline", run["id"]).stdout)
     assert (root / "out.txt").read_text() == "one\ntwo\n"  # every effect, once
 
 
@@ -141,14 +141,25 @@ def test_an_altered_index_entry_stops_readers_until_doctor_rebuilds(aiosrun: Run
     assert done.returncode == 0 and json.loads(done.stdout)["status"] == "succeeded"
 
 
+LONG = "apiVersion: aiosrun/v1\nkind: Playbook\nname: long\nsteps:\n" + "".join(
+    f"  - {{id: s{i}, uses: debug.echo, with: {{value: hi{i}}}}}\n" for i in range(16))
+
+
 def test_an_edited_snapshot_stops_readers_until_doctor_rebuilds(aiosrun: Runner,
                                                                 tmp_path: Path) -> None:
-    first, _ = _ran(aiosrun, tmp_path)
+    workspace(tmp_path, hello=HELLO, long=LONG)
+    assert aiosrun("apply").returncode == 0
+    long = json.loads(aiosrun("run", "long", "--format", "json").stdout)["id"]
+    assert aiosrun("run", "hello").returncode == 0
+    assert aiosrun("doctor", "--rebuild").returncode == 0  # saves every snapshot now
     snapshot = tmp_path / ".aios" / "snapshots" / "workspace.json"
+    assert '"succeeded"' in snapshot.read_text()
     snapshot.write_text(snapshot.read_text().replace('"succeeded"', '"failed"', 1))
     assert "does not match its checksum" in _refused(aiosrun, "runs")
-    run_snapshot = tmp_path / ".aios" / "snapshots" / "runs" / f"{first}.json"
+    run_snapshot = tmp_path / ".aios" / "snapshots" / "runs" / f"{long}.json"
+    assert '"hi' in run_snapshot.read_text()  # a run of 16 steps is worth a snapshot
     run_snapshot.write_text(run_snapshot.read_text().replace('"hi', '"ho', 1))
+    assert "does not match its checksum" in _refused(aiosrun, "status", long)
     assert aiosrun("doctor", "--rebuild").returncode == 0
     listed = json.loads(aiosrun("runs", "--format", "json").stdout)
     assert [r["status"] for r in listed] == ["succeeded", "succeeded"]
