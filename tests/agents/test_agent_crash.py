@@ -43,3 +43,6 @@ def test_kill_between_effect_and_record_then_resume(aiosrun: Runner, tmp_path: P
     assert len(ledger(root)) == 1  # the same idempotency key: the payment is recorded once
     shown = aiosrun("timeline", run["id"])
     assert "match/turn-1/ledger__record_payment" in shown.stdout, shown.stdout
+    assert "turn 1 tier 1 small (small-1)" in shown.stdout
+    assert "calls ledger__list_invoices, ledger__record_payment" in shown.stdout
+    assert "turn 2 tier 1 small (small-1)" in shown.stdout

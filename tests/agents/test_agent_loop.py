@@ -178,3 +178,50 @@ def test_low_confidence_and_invalid_final_answers(tmp_path: Path) -> None:
     assert "confidence 0.3 is below 0.6" in item["message"]
     assert item["args"]["answer"] == {"matched": ["INV-1"], "confidence": 0.3}
     assert json.dumps(item["args"]["transcript"])
+
+
+NOTIFY = """\
+apiVersion: aiosrun/v1
+kind: Playbook
+name: notify
+description: Tell a customer.
+inputs:
+  who: {type: string}
+steps:
+  - id: say
+    uses: debug.echo
+    with: {value: "told ${{ inputs.who }}"}
+outputs:
+  said: ${{ steps.say.outputs.value }}
+"""
+
+
+def test_a_playbook_tool_is_a_child_run_and_the_timeline_shows_the_turns(
+        tmp_path: Path) -> None:
+    def script(request: dict[str, Any]) -> Reply:
+        if turn(request) == 1:
+            return Reply(tool_calls=[("playbook__notify", {"who": "Ada"})])
+        said = tool_answers(request)[0]["result"]["said"]
+        return Reply({"matched": [said], "confidence": 0.9}, text=True)
+
+    with FakeOpenAI(script) as api:
+        root = make(tmp_path, api.base_url)
+        (root / "playbooks" / "notify.yaml").write_text(NOTIFY)
+        agent = root / "agents" / "bookkeeper.yaml"
+        agent.write_text(agent.read_text().replace("  - uses: ledger.record_payment\n",
+                                                   "  - playbook: notify\n"))
+
+        async def steps(engine: Engine) -> Any:
+            run = await engine.start("reconcile", PAYMENT)
+            return run, (await engine.timeline(run.id)).to_json(), await engine.runs()
+
+        done, timeline, runs = run(root, steps)
+        tool = next(t for t in api.requests[0]["body"]["tools"]
+                    if t["function"]["name"] == "playbook__notify")
+    assert tool["function"]["parameters"]["required"] == ["who"]
+    assert done.status == "succeeded", done.error
+    assert done.outputs == {"matched": ["told Ada"]}
+    assert {r.playbook for r in runs} == {"reconcile", "notify"}
+    text = json.dumps(timeline)
+    assert '"turn": 1' in text and '"turn": 2' in text
+    assert "match/turn-1/playbook__notify" in text
