@@ -1,11 +1,15 @@
 """MCP servers of aios.yaml as tools: `aiosrun mcp tools` lists and caches them, `validate`
-checks `uses: NAME.TOOL` arguments offline, steps and agents call them on a real stdio server
-written with the SDK, and a server that does not start is a clear step error."""
+checks `uses: NAME.TOOL` arguments offline, steps and agents call them on a real server
+written with the SDK (stdio, and streamable HTTP under the allow-list), and a server that
+does not start is a clear step error."""
 
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +111,42 @@ def test_an_agent_uses_an_mcp_server(tmp_path: Path) -> None:
     assert run.outputs == {"matched": ["R-1"]}
     book = (root / "transfers.jsonl").read_text().splitlines()
     assert [json.loads(line)["reference"] for line in book] == ["R-1"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_streamable_http_server_under_the_allow_list(aiosrun: Runner, tmp_path: Path) -> None:
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, str(BANK), "http", str(port)], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        root = workspace(tmp_path)
+        settings = (root / "aios.yaml").read_text().split("mcp:\n")[0]
+        url = f"http://127.0.0.1:{port}/mcp"
+        (root / "aios.yaml").write_text(settings + f"mcp:\n  bank: {{url: '{url}'}}\n")
+        refused = aiosrun("mcp", "tools", "bank")
+        assert refused.returncode == 1
+        assert f"{url} is not in adapters.http.allow_hosts" in refused.stderr
+        (root / "aios.yaml").write_text(
+            settings + f"adapters:\n  http: {{allow_hosts: ['127.0.0.1:{port}']}}\n"
+            f"mcp:\n  bank: {{url: '{url}'}}\n")
+        listed = aiosrun("mcp", "tools", "bank")
+        assert listed.returncode == 0, listed.stderr
+        assert "bank.get_balance(account)" in listed.stdout
+        done = aiosrun("run", "playbooks/balance.yaml", "--format", "json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["outputs"]["balance"] == 125.5
+    finally:
+        server.kill()
+        server.wait(10)
