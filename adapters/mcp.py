@@ -13,7 +13,6 @@ trio) is imported only when a server is spoken to.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -74,8 +73,9 @@ def _client(name: str, server: Mapping[str, Any], root: Path, secrets: Mapping[s
     command = [str(part) for part in server.get("command") or ()]
     if not command:
         raise PermanentError(f"MCP server '{name}': no command or url in aios.yaml")
-    env = {**os.environ, **{k: resolve_secrets(v, secrets)
-                            for k, v in (server.get("env") or {}).items()}}
+    # the SDK merges these over a minimal environment: the workspace's secrets and the
+    # operator's environment do not reach the server unless aios.yaml passes them
+    env = {k: resolve_secrets(v, secrets) for k, v in (server.get("env") or {}).items()}
     cwd = root / str(server.get("cwd", "."))
     return Client(StdioServerParameters(command=command[0], args=command[1:], env=env,
                                         cwd=cwd), read_timeout_seconds=timeout)
