@@ -115,3 +115,13 @@ def test_inline_agent_body_is_checked_in_place(aiosrun: Runner, tmp_path: Path) 
     assert "playbooks/reconcile.yaml:9:22: error: unknown tool action 'billing.nope'" in out
     assert "playbooks/reconcile.yaml:9:48: error: unknown playbook 'missing-one'" in out
     assert "playbooks/reconcile.yaml:10:27: error: expected a number >= 1" in out
+
+
+def test_plan_counts_an_agent_at_its_budget(aiosrun: Runner, tmp_path: Path) -> None:
+    _workspace(tmp_path)
+    shown = aiosrun("plan", "playbooks/reconcile.yaml")
+    assert shown.returncode == 0, shown.stderr
+    assert "match: agent" in shown.stdout
+    assert "match agent bookkeeper: at most 6 turns, <= $0.500000 (limits.budget_usd)" \
+        in shown.stdout
+    assert "worst-case model cost of one run: $0.500000" in shown.stdout
