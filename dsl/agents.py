@@ -31,6 +31,7 @@ class Surroundings:
     models: Collection[str] | None = None
     playbooks: Collection[str] | None = None
     mcp: Collection[str] = field(default_factory=tuple)
+    agents_known: bool = True  # False outside a workspace: an agent name is not checked
 
 
 def is_agent(doc: Document) -> bool:
@@ -120,12 +121,12 @@ def check_agent_steps(doc: Document, agents: Mapping[str, Document],
                                          "the agent is named literally, not by an expression"))
                 continue
             found = agents.get(agent)
-            if found is None:
+            if found is None and around.agents_known:
                 known = quote_list(sorted(agents)) or "none in agents/"
                 out.append(Diagnostic.at(doc.span((*path, "agent")), "agent",
                                          f"unknown agent '{agent}' (known: {known})"
                                          f"{did_you_mean(agent, agents)}"))
-            else:
+            elif found is not None:
                 body, name = found.data, agent
         elif isinstance(agent, dict):
             out += check_inline_agent(doc, (*path, "agent"))

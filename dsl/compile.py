@@ -161,7 +161,10 @@ class _Compiler:
         if "agent" in data:
             given = data.get("with", {})
             agent = data["agent"]
-            if isinstance(agent, str):
+            if isinstance(agent, str) and agent not in self.agents:
+                # validated outside a workspace: the name stands for an agent not at hand
+                definition = ir.AgentDef(name=agent, instructions="", tiers=(), tools=())
+            elif isinstance(agent, str):
                 found = self.agents[agent]
                 definition = _Compiler(found).agent(found.data, (), agent)
             else:

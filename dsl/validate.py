@@ -87,7 +87,8 @@ def validate_files(files: Iterable[Path], display_root: Path | None = None,
     playbook_names = {str(d.data.get("name")) for p, d in loaded
                       if not is_agent(d) and not _is_workspace(p, d)
                       and d.data.get("kind") != "Test"} | {p.name for p in known_playbooks}
-    around = Surroundings(catalog, models, playbook_names, mcp_servers)
+    around = Surroundings(catalog, models, playbook_names, mcp_servers,
+                          agents_known=agents_folder is not None or bool(agents))
     for path, doc in loaded:
         if is_agent(doc):
             if path.resolve() in given:
@@ -139,7 +140,8 @@ def validate_document(doc: Document, catalog: Catalog | None = None,
     if models:
         problems += check_models(doc, models)
     agents = load_agents(agents_folder)
-    problems += check_agent_steps(doc, agents, Surroundings(catalog, models, None, mcp_servers))
+    problems += check_agent_steps(doc, agents, Surroundings(
+        catalog, models, None, mcp_servers, agents_known=agents_folder is not None))
     if problems:
         raise PlaybookError(sort_diagnostics(problems))
     return compile_playbook(doc, agents)

@@ -14,7 +14,7 @@ from .conftest import Runner
 
 COMMANDS = ["validate", "fmt", "schema", "eval", "apply", "run", "resume", "runs", "status",
             "timeline", "replay", "cancel", "doctor", "approve", "reject", "resolve", "inbox",
-            "emit", "serve", "adapters", "plan", "memory", "init", "test", "fork", "token"]
+            "emit", "serve", "adapters", "plan", "memory", "init", "test", "fork", "token", "mcp"]
 GOOD = """apiVersion: aiosrun/v1
 kind: Playbook
 name: hello
