@@ -72,8 +72,17 @@ class Masker:
         self._heads = re.compile("|".join(sorted({re.escape(form[:MIN_TRUNCATED])
                                                   for form in self._forms})))
         self._longest = max((len(form) for form in self._forms), default=0)
+        self.forgotten: Any = None  # a Scrubber of the texts this process erased
+
+    def forget(self, scrubber: Any) -> None:
+        """From now on also replace the copies of forgotten memory texts (``erasure.py``):
+        a running playbook still holds earlier outputs that carried them."""
+        texts = (*(self.forgotten.texts if self.forgotten else ()), *scrubber.texts)
+        self.forgotten = type(scrubber)(texts)
 
     def text(self, text: str) -> str:
+        if self.forgotten:
+            text = self.forgotten.text(text)
         if self._pattern is None:
             return text
         return self._cut_tail(self._pattern.sub(MASK, text))
@@ -98,6 +107,8 @@ class Masker:
         return text
 
     def data(self, value: Any) -> Any:
+        if self.forgotten:
+            value = self.forgotten.data(value, record=True)
         if self._pattern is None:
             return value
         if isinstance(value, str):

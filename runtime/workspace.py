@@ -112,6 +112,10 @@ class Workspace:
         self._memory_synced = 0.0
         self._commits: Any = None
         self._snapshot_seq = 0  # the seq the saved workspace snapshot covers
+        if (self.state_dir / "forget.pending").exists() and not self.log.read_only:
+            from aiosrun.runtime.erasure import resume
+
+            resume(self)  # an erasure a crash interrupted is finished before anything else
 
     async def durable(self) -> None:
         """Make this process's appends durable, sharing one fsync in a worker thread with
@@ -180,6 +184,19 @@ class Workspace:
         self.log.refresh()
         check_covered(path, snapshot, self.log.last_seq)
 
+    def forgot(self) -> None:
+        """Texts were erased from the log: the projection this process keeps is folded
+        again from it."""
+        self._state = None
+
+    def _keeps_forgotten(self, state: Any) -> bool:
+        """Whether a state held in memory still has a text this process erased (a run that
+        forgot an item holds the outputs that carried it): such a snapshot is not saved."""
+        from dataclasses import asdict
+
+        scrubber = self.masker.forgotten
+        return bool(scrubber) and scrubber.holds(asdict(state))
+
     def save_workspace_snapshot(self, *, every: int = WORKSPACE_SNAPSHOT_EVERY) -> None:
         """Save the workspace projection once ``every`` records have been folded since the
         snapshot it was read from or last saved (``every=0``: now).
@@ -188,6 +205,8 @@ class Workspace:
         from aiosrun.runtime.log.projections import save_snapshot
 
         state = self.workspace_state()
+        if self._keeps_forgotten(state):
+            return
         if every == 0 or (state.last_seq > self._snapshot_seq and (
                 self._snapshot_seq == 0 or state.last_seq - self._snapshot_seq >= every)):
             save_snapshot(self.snapshots / "workspace.json", state)
@@ -221,6 +240,8 @@ class Workspace:
         millisecond, and writing its snapshot cost more than the run's own steps."""
         from aiosrun.runtime.log.projections import save_snapshot
 
+        if self._keeps_forgotten(state):
+            return
         if len(state.steps) >= SNAPSHOT_MIN_STEPS or \
                 (self.snapshots / "runs" / f"{state.id}.json").exists():
             save_snapshot(self.snapshots / "runs" / f"{state.id}.json", state)

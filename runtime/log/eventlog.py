@@ -55,6 +55,7 @@ FsyncPolicy = Literal["always", "group"]
 _CRC_SUFFIX = len(',"crc":"') + 8 + len('"}')
 _INDEX = "runs.idx"
 _LOCK = "lock"
+_REWRITE = "rewrite.commit"  # a segment rewrite (a redaction) past its commit point
 _READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
@@ -205,6 +206,8 @@ class EventLog:
                                f"({exc.strerror or exc})") from None
         self._lock_fd = self._open_lock()
         with self._locked():
+            if not self.read_only:
+                self._finish_rewrite()
             self._read_index_tail()
             self._recover()
             if self.index_problem is None and self._closed_seq > self.last_seq:
@@ -276,6 +279,52 @@ class EventLog:
             if last:
                 self.last_seq = end
                 self._open_segment(segment, cut, sealed, data[:cut].count(b"\n"))
+
+    def _finish_rewrite(self) -> None:
+        """At open: complete a segment rewrite that a crash interrupted past its commit
+        point, or drop the files of one interrupted before it (``redaction.py``)."""
+        try:
+            plan = json.loads((self.folder / _REWRITE).read_text("utf-8"))
+        except FileNotFoundError:
+            for stray in self.folder.glob("*.rewriting"):
+                stray.unlink()
+            return
+        self.complete_rewrite({str(k): int(v) for k, v in plan.items()})
+
+    def complete_rewrite(self, plan: Mapping[str, int]) -> None:
+        """Put each rewritten segment (``NAME.rewriting``, made from the segment's first
+        ``plan[NAME]`` bytes) in place, seal it in ``runs.idx``, and remove the commit file.
+        Idempotent, so a crash anywhere in it is finished by the next open. Lines another
+        writer appended since are carried over; the seals, appended last, win over any
+        earlier one. Called under the lock."""
+        seals = []
+        for name, size in plan.items():
+            segment = self.folder / name
+            rewritten = segment.with_suffix(".rewriting")
+            if rewritten.exists():
+                grown = segment.read_bytes()[size:]
+                if grown:  # another writer appended to the old file after a crash
+                    with rewritten.open("ab") as out:
+                        out.write(grown)
+                        out.flush()
+                        os.fsync(out.fileno())
+                os.replace(rewritten, segment)
+            data = segment.read_bytes()
+            whole = data[: data.rfind(b"\n") + 1]
+            self._verify_lines(segment, whole, 0, len(whole))  # never seal a damaged one
+            seals.append(sign(f"= {name} {len(whole)} {zlib.crc32(whole):08x}") + "\n")
+        self._fsync_dir()
+        path = self.folder / _INDEX
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            payload = "".join(seals).encode("utf-8")
+            append_all(fd, payload, os.fstat(fd).st_size, path)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        (self.folder / _REWRITE).unlink(missing_ok=True)
+        self._fsync_dir()
+        self._read_index_tail()
 
     def _verify(self, segment: Path, body: bytes) -> int:
         """Check ``body`` (the segment's complete lines); returns its CRC32."""
@@ -362,17 +411,21 @@ class EventLog:
 
     # ---- appending ------------------------------------------------------------
 
-    def append(self, event: NewEvent) -> Record:
-        return self.append_many([event])[0]
+    def append(self, event: NewEvent, *, durable: bool = True) -> Record:
+        return self.append_many([event], durable=durable)[0]
 
     def append_many(self, events: Sequence[NewEvent],
-                    guard: Callable[[], bool] | None = None) -> list[Record]:
+                    guard: Callable[[], bool] | None = None, *,
+                    durable: bool = True) -> list[Record]:
         """Append ``events`` as one batch: all of it or, on a full disk or a failed write,
         none of it (:class:`StorageError`, the files as they were). ``guard``, when given, is
         asked under the lock once this process has caught up with every other's appends:
         when it says False nothing is appended and the result is empty. That makes
         check-then-append decisions (has this run started, is this gate still open, was this
-        event id seen) atomic across processes."""
+        event id seen) atomic across processes. ``durable=False``: with ``fsync: always``,
+        the batch is made durable by the next durable append rather than by an fsync of its
+        own (a step's start: a lost start is attempted again with the same idempotency
+        key, so one fsync per step boundary keeps every guarantee)."""
         if self.read_only:
             raise LogError(f"{self.folder}: the workspace is read-only; nothing can be "
                            "recorded (reading commands still work)")
@@ -404,7 +457,8 @@ class EventLog:
                 if lines:
                     index_size = self._write_index(lines, note=False)
                 due = time.monotonic() - self._last_fsync >= self.group_window
-                if self.fsync_policy == "always" or (due and self.fsync_hook is None):
+                if (self.fsync_policy == "always" and durable) or (
+                        self.fsync_policy == "group" and due and self.fsync_hook is None):
                     os.fsync(self._fd)
                     self._dirty, self._last_fsync = False, time.monotonic()
                     if records:

@@ -1,19 +1,26 @@
-"""Redaction: the text of a forgotten memory item leaves the event log and its snapshots.
+"""Redaction: the copies of a forgotten memory item's text leave the event log.
 
 The log is append-only for everything but this: ``forget`` is an erasure, and copies of the
 item's text sit in records (a ``memory.search`` step's outputs, a run's inputs and outputs,
-later steps' results built from them). Each segment that holds the text (in its JSON form)
-is rewritten under the log's lock: every record whose line holds it is decoded, the text is
-replaced by ``[forgotten]`` in every string of its data, and the record is encoded again
-with the same ``seq`` and ``ts`` and a new CRC32. The new segment is written beside the old
-one, fsynced and renamed over it (then the folder is fsynced), so a crash leaves either
-segment whole. ``runs.idx`` maps runs to segment names, which do not change; a new seal
-(size and CRC32) is appended there for each rewritten segment, so the verification at open
-checks the new bytes. Snapshots are
-derived from the log: one that holds the text is deleted and folded again when next read.
-A writer in another process notices the replaced file (its inode changed) under the lock
-and reopens it (:meth:`EventLog._catch_up`). ``docs/decisions.md`` says why a rewrite
-rather than per-item encryption.
+later steps' results built from them, escaped or cut: :mod:`.scrub` says what a copy is).
+Under the log's lock, every record whose line may hold one is decoded, scrubbed (its
+structural fields kept) and encoded again with the same ``seq`` and ``ts`` and a new CRC32.
+
+A crash must leave the log whole, so the rewrite is a small two-phase commit:
+
+1. each changed segment is written beside itself as ``NAME.rewriting`` and fsynced;
+2. ``rewrite.commit`` names them with the size they were made from (written atomically:
+   the commit point);
+3. :meth:`EventLog.complete_rewrite` renames each over its segment, appends its new seal
+   (size and CRC32) to ``runs.idx`` and removes the commit file.
+
+A crash before 2 leaves the old segments (the next open drops the ``.rewriting`` files);
+after it, the next open runs step 3 again (it is idempotent, and carries over lines another
+writer appended to an old file meanwhile). Either way the redaction itself is redone while
+``.aios/forget.pending`` lists the texts (:mod:`aiosrun.runtime.erasure`). ``runs.idx`` maps
+runs to segment names, which do not change. A writer in another process notices a replaced
+file (its inode changed) under the lock and reopens it (:meth:`EventLog._catch_up`).
+``docs/decisions.md`` says why a rewrite rather than per-item encryption.
 """
 
 from __future__ import annotations
@@ -21,81 +28,63 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from aiosrun.runtime.log.eventlog import EventLog, decode, encode
-from aiosrun.runtime.log.storage import sign
+from aiosrun.runtime.log.eventlog import _REWRITE, EventLog, decode, encode
+from aiosrun.runtime.log.scrub import PLACEHOLDER, Scrubber
 
-PLACEHOLDER = "[forgotten]"
-MIN_LENGTH = 8  # a shorter text would match words of unrelated records
+__all__ = ["PLACEHOLDER", "redact"]
 
 
-def redact(log: EventLog, texts: Sequence[str], snapshots: Path | None = None) -> int:
-    """Rewrite every record that carries one of ``texts``; returns how many were."""
-    needles = sorted({t for t in texts if len(t) >= MIN_LENGTH}, key=len, reverse=True)
-    if not needles:
+def redact(log: EventLog, texts: Sequence[str] | Scrubber) -> int:
+    """Rewrite every record that holds a copy of one of ``texts``; returns how many."""
+    scrubber = texts if isinstance(texts, Scrubber) else Scrubber(texts)
+    if not scrubber:
         return 0
-    forms = [_json_form(t) for t in needles]
     rewritten = 0
-    seals: list[str] = []
+    plan: dict[str, int] = {}
     with log._locked():
         log._catch_up()
         for segment in log.segments():
             data = segment.read_bytes()
-            if not any(form in data for form in forms):
+            if not scrubber.may_hold(data):
                 continue
+            data = data[: data.rfind(b"\n") + 1]  # a torn tail stays for open() to cut
             lines = data.splitlines(keepends=True)
+            changed = 0
             for number, line in enumerate(lines):
-                if any(form in line for form in forms):
+                if scrubber.may_hold(line):
                     record = decode(line, segment, number + 1)
-                    lines[number] = encode(dataclasses.replace(
-                        record, data=_scrub(record.data, needles),
-                        cause=_scrub(record.cause, needles)))
-                    rewritten += 1
-            rewritten_data = b"".join(lines)
-            _replace(segment, rewritten_data)
-            seals.append(sign(f"= {segment.name} {len(rewritten_data)} "
-                              f"{zlib.crc32(rewritten_data):08x}") + "\n")
-        if seals:  # the later seal of a segment is the one open() verifies
-            log._write_index(seals)
-        log._catch_up()  # this process's own segment was replaced too
-        if snapshots is not None and snapshots.is_dir():
-            for path in snapshots.rglob("*"):
-                if path.is_file() and any(form in path.read_bytes() for form in forms):
-                    path.unlink()
+                    scrubbed = scrubber.data(record.data, record=True)
+                    if scrubbed != record.data:
+                        lines[number] = encode(dataclasses.replace(record, data=scrubbed))
+                        changed += 1
+            if changed:
+                _write_synced(segment.with_suffix(".rewriting"), b"".join(lines))
+                plan[segment.name] = len(data)
+                rewritten += changed
+        if plan:
+            _fsync_dir(log.folder)
+            commit = log.folder / _REWRITE
+            _write_synced(commit.with_suffix(".tmp"), json.dumps(plan).encode())
+            os.replace(commit.with_suffix(".tmp"), commit)  # the commit point
+            _fsync_dir(log.folder)
+            log.complete_rewrite(plan)
+        log._catch_up()  # this process's own segment may have been replaced
     return rewritten
 
 
-def _json_form(text: str) -> bytes:
-    """The bytes a string has inside a record line (``encode`` writes UTF-8, no ASCII
-    escapes)."""
-    return json.dumps(text, ensure_ascii=False)[1:-1].encode("utf-8")
-
-
-def _scrub(value: Any, needles: Sequence[str]) -> Any:
-    if isinstance(value, str):
-        for needle in needles:
-            value = value.replace(needle, PLACEHOLDER)
-        return value
-    if isinstance(value, dict):
-        return {_scrub(k, needles): _scrub(v, needles) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub(v, needles) for v in value]
-    return value
-
-
-def _replace(path: Path, data: bytes) -> None:
-    temporary = path.with_suffix(".redacting")
-    with temporary.open("wb") as out:
+def _write_synced(path: Path, data: bytes) -> None:
+    with path.open("wb") as out:
         out.write(data)
         out.flush()
         os.fsync(out.fileno())
-    os.replace(temporary, path)
-    folder = os.open(path.parent, os.O_RDONLY)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
     try:
-        os.fsync(folder)
+        os.fsync(fd)
     finally:
-        os.close(folder)
+        os.close(fd)

@@ -105,10 +105,11 @@ class HashingEmbedder:
                 parts_i.append(indices)
                 parts_v.append(values)
             content = [w for w in words if w not in STOP_WORDS]
-            for first, second in itertools.pairwise(content):
-                index, sign = self._feature(f"b:{stem(first)} {stem(second)}")
-                parts_i.append(np.array([index]))
-                parts_v.append(np.array([sign * 0.5], dtype=np.float32))
+            pairs = [self._feature(f"b:{stem(first)} {stem(second)}")
+                     for first, second in itertools.pairwise(content)]
+            if pairs:  # one array for all of them (an array per pair cost a third)
+                parts_i.append(np.array([index for index, _ in pairs], dtype=np.int64))
+                parts_v.append(np.array([sign * 0.5 for _, sign in pairs], dtype=np.float32))
             vector = np.bincount(np.concatenate(parts_i), weights=np.concatenate(parts_v),
                                  minlength=self.dim)
             # dampen repeated features (sublinear counts), keep the sign

@@ -26,7 +26,7 @@ import fcntl
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +52,11 @@ class MemoryItem:
     valid_to: int | None = None  # derived: when a later item with the key superseded it
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["metadata"] = dict(self.metadata)
-        del data["valid_to"]
-        if data["key"] is None:
-            del data["key"]
+        # by hand: dataclasses.asdict deep-copies every value (a tenth of a bulk add)
+        data = {"id": self.id, "domain": self.domain, "text": self.text, "layer": self.layer,
+                "metadata": dict(self.metadata), "time": self.time, "source": self.source}
+        if self.key is not None:
+            data["key"] = self.key
         return data
 
 
@@ -84,6 +84,7 @@ class Shard:
         self._schema: Any = None
         self._vectors: Any = None
         self._closed: set[int] | None = None
+        self._recent: dict[int, Any] = {}  # key -> document of the last BM25 hits
         with self.locked():
             self._load()
             self._recover()
@@ -110,6 +111,7 @@ class Shard:
             self.state = {"offset": 0, "next_key": 1, "embedder": None, "schema": SCHEMA}
         self._schema = _schema()
         self._closed = None
+        self._recent = {}
         if self.state.get("schema", 1) != SCHEMA:
             import shutil
 
@@ -238,6 +240,7 @@ class Shard:
         self._save_state(size)
         self._index.reload()
         self._closed = None
+        self._recent = {}
 
     def _superseded(self, final: list[dict[str, Any]]) -> dict[str, Any]:
         """For a batch of adds: the ``valid_to`` of each fact it supersedes. Values are
@@ -339,12 +342,22 @@ class Shard:
         return list(dict.fromkeys(e["item"]["text"] for e in self._read_journal()
                                   if e["op"] == "add" and e["item"]["id"] in wanted))
 
-    def ids_holding(self, texts: Sequence[str]) -> list[str]:
-        """Items whose text or metadata contains one of ``texts`` (copies of them)."""
-        needles = [t for t in texts if len(t) >= 8]
-        return [e["item"]["id"] for e in self._read_journal() if e["op"] == "add" and any(
-            n in json.dumps(e["item"], ensure_ascii=False) or n in e["item"]["text"]
-            for n in needles)]
+    def holding(self, scrubber: Any) -> list[MemoryItem]:
+        """The live items of which some version (the journal keeps each) holds a copy of a
+        forgotten text in its text or metadata (``scrubber``:
+        :class:`aiosrun.runtime.log.scrub.Scrubber`), as the index has them now."""
+        if not self.journal.exists():
+            return []
+        found: set[str] = set()
+        with self.journal.open("rb") as source:
+            for line in source:
+                if line.endswith(b"\n") and scrubber.may_hold(line):
+                    entry = json.loads(line)
+                    item = entry.get("item") or {}
+                    if entry["op"] == "add" and scrubber.holds(
+                            {"text": item.get("text", ""), "metadata": item.get("metadata")}):
+                        found.add(item["id"])
+        return list(self.items(self._keys_of(sorted(found))).values())
 
     def forget(self, ids: Iterable[str]) -> int:
         wanted = set(ids)
@@ -439,6 +452,7 @@ class Shard:
         self._save_state(size)
         self._index.reload()
         self._closed = None
+        self._recent = {}
 
     def _catch_up(self) -> None:
         size = self._cut_torn_tail()
@@ -481,7 +495,10 @@ class Shard:
         combined = tantivy.Query.boolean_query(clauses) if len(clauses) > 1 else text_query
         searcher = self._index.searcher()
         result = searcher.search(combined, limit=limit)
-        return [Ranked(int(searcher.doc(a)["key"][0]), float(s)) for s, a in result.hits]
+        docs = [(searcher.doc(a), float(s)) for s, a in result.hits]
+        # the hits' documents are read anyway: kept for :meth:`items` of the same search
+        self._recent = {int(doc["key"][0]): doc for doc, _ in docs}
+        return [Ranked(int(doc["key"][0]), score) for doc, score in docs]
 
     def vector(self, query_vector: np.ndarray, limit: int, layer: str | None,
                filters: Mapping[str, Any]) -> list[Ranked]:
@@ -552,12 +569,16 @@ class Shard:
 
         if not keys:
             return {}
-        searcher = self._index.searcher()
-        result = searcher.search(tantivy.Query.term_set_query(self._schema, "key", list(keys)),
-                                 limit=len(keys))
+        recent = self._recent
+        docs = [recent[k] for k in keys if k in recent]
+        rest = [k for k in keys if k not in recent]
+        if rest:
+            searcher = self._index.searcher()
+            result = searcher.search(tantivy.Query.term_set_query(self._schema, "key", rest),
+                                     limit=len(rest))
+            docs += [searcher.doc(address) for _, address in result.hits]
         out = {}
-        for _, address in result.hits:
-            doc = searcher.doc(address)
+        for doc in docs:
             out[int(doc["key"][0])] = MemoryItem(
                 id=doc["id"][0], domain=self.domain, text=doc["text"][0],
                 layer=doc["layer"][0], metadata=(doc["metadata"] or [{}])[0],

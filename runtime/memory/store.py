@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from aiosrun.runtime.log.scrub import PLACEHOLDER, Scrubber
 from aiosrun.runtime.memory.embedders import Embedder, make_embedder
 from aiosrun.runtime.memory.fusion import METHODS, Fusion, fuse
 from aiosrun.runtime.memory.shard import LAYERS, MemoryItem, Ranked, Shard
@@ -60,8 +61,8 @@ class MemoryStore:
         self.fusion = fusion or default_fusion(embedder)
         self.mask = mask or (lambda value: value)  # secrets never reach the journal
         self._shards: dict[str, Shard] = {}
-        # set by open_store: rewrites the event log's copies of forgotten texts
-        self.redactor: Callable[[list[str]], Any] | None = None
+        # set by open_store: takes forgotten texts out of the rest of the workspace
+        self.erasure: Any = None
 
     def shard(self, domain: str) -> Shard:
         if domain not in self.domains:
@@ -93,26 +94,42 @@ class MemoryStore:
                layer: str | None = None, filters: Mapping[str, Any] | None = None,
                redact: bool = True) -> int:
         """Erase items for good: by id, or every item matching ``layer``/``filters``; with
-        ``redact``, their texts leave the event log too (:mod:`aiosrun.runtime.log.redaction`)."""
+        ``redact``, their texts leave the other items that copied them and, through
+        :attr:`erasure`, everything else under ``.aios/`` (:mod:`aiosrun.runtime.erasure`)."""
         wanted = set(ids)
-        count = 0
+        chosen: dict[str, set[str]] = {}
         texts: list[str] = []
         for domain in domains or self.domains:
             shard = self.shard(domain)
-            chosen = set(wanted)
+            chosen[domain] = set(wanted)
             if layer or filters:
                 keys = shard.filtered_keys(layer, filters or {})
-                chosen |= {item.id for item in shard.items(keys).values()}
-            texts += shard.texts(chosen)
-            count += shard.forget(chosen)
+                chosen[domain] |= {item.id for item in shard.items(keys).values()}
+            texts += shard.texts(chosen[domain])
+        if redact and texts and self.erasure is not None:
+            self.erasure.begin(texts)  # durable first: a crash from here on is finished
+        count = sum(self.shard(domain).forget(group) for domain, group in chosen.items())
         if redact and texts:
-            for domain in self.domains:  # copies: an episode whose outputs held the text
-                if (self.folder / domain).exists():
-                    shard = self.shard(domain)
-                    shard.forget(shard.ids_holding(texts))
-            if self.redactor is not None:
-                self.redactor(texts)
+            self.scrub_copies(Scrubber(texts))
+            if self.erasure is not None:
+                self.erasure.complete(texts)
         return count
+
+    def scrub_copies(self, scrubber: Scrubber) -> None:
+        """Items that copied a forgotten text (an episode whose outputs held it) are
+        written again with the copy replaced; one left with nothing else is forgotten."""
+        for domain in self.domains:
+            if not (self.folder / domain).exists():
+                continue
+            shard = self.shard(domain)
+            holders = shard.holding(scrubber)
+            if not holders:
+                continue
+            shard.forget([item.id for item in holders])
+            kept = [replace(item, text=scrubber.text(item.text), valid_to=None,
+                            metadata=scrubber.data(dict(item.metadata), record=True))
+                    for item in holders if item.valid_to is None]  # a superseded fact:
+            shard.add([item for item in kept if item.text.strip() != PLACEHOLDER])  # erased
 
     def drop_working(self, run_id: str, domains: Sequence[str] | None = None) -> None:
         """The end of a run: its ``working`` items leave the indexes."""
@@ -140,14 +157,20 @@ class MemoryStore:
         depth = max(k * 4, 50) if mode == "hybrid" else k
         lists: dict[str, list[tuple[str, Ranked]]] = {"bm25": [], "vector": []}
         shards = [self.shard(d) for d in (domains or self.domains)]
-        vector = self.embedder.embed([query])[0] if mode != "bm25" else None
-        for shard in shards:
-            if mode != "vector":
-                lists["bm25"] += [(shard.domain, r)
-                                  for r in shard.bm25(query, depth, layer, filters)]
-            if vector is not None:
-                lists["vector"] += [(shard.domain, r)
-                                    for r in shard.vector(vector, depth, layer, filters)]
+
+        def vectors() -> list[tuple[str, Ranked]]:
+            vector = self.embedder.embed([query])[0]
+            return [(shard.domain, r) for shard in shards
+                    for r in shard.vector(vector, depth, layer, filters)]
+
+        # hybrid: the vector side in a worker thread while BM25 runs here (Tantivy and
+        # usearch release the GIL), so the latency is the slower of the two, not their sum
+        pending = _worker().submit(vectors) if mode == "hybrid" else None
+        if mode != "vector":
+            lists["bm25"] = [(shard.domain, r) for shard in shards
+                             for r in shard.bm25(query, depth, layer, filters)]
+        if mode != "bm25":
+            lists["vector"] = pending.result() if pending is not None else vectors()
         for name in lists:
             lists[name].sort(key=lambda pair: -pair[1].score)
             lists[name] = lists[name][:depth]
@@ -204,6 +227,19 @@ class MemoryStore:
                 self.shard(domain).rebuild()
 
 
+_WORKER: Any = None
+
+
+def _worker() -> Any:
+    """One thread for the vector side of hybrid searches, started on first use."""
+    global _WORKER
+    if _WORKER is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _WORKER = ThreadPoolExecutor(1, thread_name_prefix="aiosrun-vectors")
+    return _WORKER
+
+
 def default_fusion(embedder: Embedder) -> Fusion:
     """The weights measured best on the LoCoMo development split (``docs/memory.md``): the
     same with the built-in embedder and with all-MiniLM-L6-v2 (BM25 is the stronger
@@ -240,13 +276,9 @@ def open_store(ws: Any) -> MemoryStore:
     embedder = make_embedder(settings.get("embedder") or {}, ws.secrets)
     fusion = fusion_settings(settings.get("fusion") or {}, embedder)
     store = MemoryStore(ws.state_dir / "memory", embedder, domains, fusion, ws.masker.data)
+    from aiosrun.runtime.erasure import Erasure
 
-    def redactor(texts: list[str]) -> None:
-        from aiosrun.runtime.log.redaction import redact
-
-        redact(ws.log, texts, ws.snapshots)
-
-    store.redactor = redactor
+    store.erasure = Erasure(ws)
     catch_up(store, ws)
     return store
 
@@ -299,21 +331,28 @@ def episode(state: Any, domain: str) -> MemoryItem:
     id (``aiosrun timeline RUN`` shows the detailed log)."""
     outputs = state.outputs if isinstance(state.outputs, Mapping) else {}
     key_outputs = {name: value if isinstance(value, (int, float, bool)) or value is None
-                   else value[:80] for name, value in list(outputs.items())[:6]
+                   else _cut(value, 80) for name, value in list(outputs.items())[:6]
                    if isinstance(value, (str, int, float, bool)) or value is None}
     shown = "; ".join(f"{name}: {value}" for name, value in key_outputs.items())
     text = (f"Playbook {state.playbook} {state.status}"
             + (f" on {state.finished_at[:10]}" if state.finished_at else "")
             + (f": {shown}" if shown else "")
-            + (f"; error: {str(state.error.get('message', ''))[:160]}" if state.error else ""))
+            + (f"; error: {_cut(str(state.error.get('message', '')), 160)}"
+               if state.error else ""))
     return MemoryItem(
-        id=f"episode:{state.id}", domain=domain, text=text[:400], layer="episodic",
+        id=f"episode:{state.id}", domain=domain, text=_cut(text, 400), layer="episodic",
         metadata={"playbook": state.playbook, "outcome": state.status, "run_id": state.id,
                   "timeline": f"aiosrun timeline {state.id}", "outputs": key_outputs,
                   "steps": len(state.steps), "cost_usd": state.cost_usd,
                   "inputs_digest": hashlib.sha256(json.dumps(
                       state.inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]},
         time=_millis(state.finished_at), source=f"run:{state.id}")
+
+
+def _cut(text: str, length: int) -> str:
+    """At most ``length`` characters, a cut marked with ``…``: erasure finds a cut copy of a
+    forgotten text by it (``runtime/log/scrub.py``)."""
+    return text if len(text) <= length else text[:length - 1] + "…"
 
 
 def sync_episodes(store: MemoryStore, ws: Any) -> None:
@@ -389,7 +428,8 @@ def sync_knowledge(store: MemoryStore, folder: Path) -> None:
         if manifest.get(name) == f"{domain}:{digest}":
             continue
         source = f"knowledge/{name}"
-        store.forget(domains=[domain], filters={"source": source})
+        # a changed file is not an erasure: its old text stays in what the log recorded
+        store.forget(domains=[domain], filters={"source": source}, redact=False)
         chunks = chunk_markdown(content.decode("utf-8", "replace"))
         store.remember([MemoryItem(id=f"{source}#{i}", domain=domain, text=body,
                                    layer="knowledge", metadata={"heading": heading,
@@ -401,7 +441,8 @@ def sync_knowledge(store: MemoryStore, folder: Path) -> None:
     for name in [n for n in manifest if n not in files]:
         domain = manifest[name].split(":", 1)[0]
         if domain in store.domains:
-            store.forget(domains=[domain], filters={"source": f"knowledge/{name}"})
+            store.forget(domains=[domain], filters={"source": f"knowledge/{name}"},
+                         redact=False)
         del manifest[name]
         changed = True
     if changed:
@@ -480,10 +521,8 @@ class PlaybookMemory:
     def forget(self, args: Mapping[str, Any]) -> dict[str, Any]:
         self._allowed(args["domain"], "forget")
         with self.lock:
-            # inside a run the log is the run's own (appended from the trio thread), so a
-            # playbook's forget erases memory but leaves the log to `aiosrun memory forget`
-            count = _guard(lambda: self._store().forget([args["id"]], [args["domain"]],
-                                                       redact=False))
+            # the log's part is handed to the run's trio thread (erasure.py)
+            count = _guard(lambda: self._store().forget([args["id"]], [args["domain"]]))
         return {"forgotten": count}
 
 
