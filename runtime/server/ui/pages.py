@@ -322,12 +322,12 @@ class Ui:
     # ---- playbooks, memory, spend ---------------------------------------------------------
 
     async def playbooks(self, request: Request, session: Session) -> Response:
-        listed = (await self.engine.playbooks()).to_json()["playbooks"]
+        listed = (await self.engine.playbook_versions()).to_json()["playbooks"]
         return self.html(request, session, "playbooks.html", playbooks=listed)
 
     async def playbook(self, request: Request, session: Session) -> Response:
         name = request.path_params["name"]
-        found = [p for p in (await self.engine.playbooks()).to_json()["playbooks"]
+        found = [p for p in (await self.engine.playbook_versions()).to_json()["playbooks"]
                  if p["name"] == name]
         if not found:
             raise Refused(404, f"No playbook named '{name}' was ever applied.")
