@@ -258,24 +258,29 @@ class Cassette:
                             "object with a 'key' or a 'match')") from None
         return self._entries
 
-    def find(self, request: ModelRequest, step: str = "") -> ModelAnswer | None:
+    def find(self, request: Any, step: str = "") -> ModelAnswer | None:
         entry = self.entries().get(request.key())
         if entry is None:
+            turn = getattr(request, "turn", None)  # an agent's turn, for hand-written entries
             entry = next((e for e in self._loose
                           if e["match"].get("step") == step
-                          and e["match"].get("model", request.model) == request.model), None)
+                          and e["match"].get("model", request.model) == request.model
+                          and e["match"].get("turn", turn) == turn), None)
         if entry is None:
             return None
         usage = entry.get("usage") or {}
         return ModelAnswer(entry.get("output"), Usage(int(usage.get("input_tokens", 0)),
                                                       int(usage.get("output_tokens", 0))))
 
-    def add(self, request: ModelRequest, answer: ModelAnswer,
+    def add(self, request: Any, answer: ModelAnswer,
             mask: Callable[[Any], Any] = lambda value: value) -> None:
         """Append an answer; ``mask`` hides secrets in what is written (the key is a hash)."""
         entry = {"key": request.key(), **mask({
-            "model": request.model, "messages": [list(m) for m in request.messages],
+            "model": request.model,
+            "messages": [list(m) if isinstance(m, tuple) else m for m in request.messages],
             "schema": request.schema, "output": answer.output,
+            **({"tools": [t["function"]["name"] for t in request.tools]}
+               if getattr(request, "tools", None) else {}),
             "usage": {"input_tokens": answer.usage.input_tokens,
                       "output_tokens": answer.usage.output_tokens}})}
         self.path.parent.mkdir(parents=True, exist_ok=True)

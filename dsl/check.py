@@ -55,6 +55,43 @@ def check_workspace(doc: Document) -> list[Diagnostic]:
     if isinstance(server, dict):
         out += _positive_duration(doc, server.get("read_timeout"), ("server", "read_timeout"))
         out += _webhook_events(doc, server.get("webhooks"))
+    out += _notify_channels(doc)
+    return out
+
+
+def _notify_channels(doc: Document) -> list[Diagnostic]:
+    """A channel is an email or a webhook; a webhook goes through the http adapter, so its
+    host must be allowed there: found at validate, not at the first notification."""
+    from urllib.parse import urlsplit
+
+    from aiosrun.adapters.http import host_allowed
+
+    channels = doc.data.get("notify")
+    http = (doc.data.get("adapters") or {}).get("http") if isinstance(
+        doc.data.get("adapters"), dict) else None
+    allowed = http.get("allow_hosts") if isinstance(http, dict) else None
+    patterns = [str(h) for h in allowed] if isinstance(allowed, list) else []
+    out = []
+    for i, entry in enumerate(channels if isinstance(channels, list) else ()):
+        if not isinstance(entry, dict):
+            continue
+        kinds = [k for k in ("email", "webhook") if k in entry]
+        if len(kinds) != 1:
+            out.append(Diagnostic.at(doc.span(("notify", i)), "notify-channel",
+                                     "a notify channel is either `email: ADDRESS` or "
+                                     f"`webhook: URL`, not {' and '.join(kinds) or 'neither'}"))
+            continue
+        if "format" in entry and kinds == ["email"]:
+            out.append(Diagnostic.at(doc.span(("notify", i, "format")), "notify-channel",
+                                     "format is for webhooks; an email channel sends mail"))
+        url = entry.get("webhook")
+        if not isinstance(url, str) or "${{" in urlsplit(url).netloc:
+            continue
+        if not host_allowed(url, patterns):
+            out.append(Diagnostic.at(doc.span(("notify", i, "webhook")), "notify-host",
+                                     f"{urlsplit(url).netloc} is not in "
+                                     "adapters.http.allow_hosts, so this webhook could never "
+                                     "be sent: add it there"))
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from . import ir
@@ -23,13 +24,25 @@ def content_digest(data: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def compile_playbook(doc: Document) -> ir.Playbook:
-    return _Compiler(doc).playbook()
+def compile_playbook(doc: Document, agents: Mapping[str, Document] | None = None
+                     ) -> ir.Playbook:
+    """``agents``: the workspace's agent files; the ones the playbook names are compiled into
+    it (and into its digest), so a run keeps the agent it started with."""
+    return _Compiler(doc, agents or {}).playbook()
+
+
+def used_agents(data: Any, agents: Mapping[str, Document]) -> dict[str, Any]:
+    from .steps import iter_steps
+
+    return {step["agent"]: agents[step["agent"]].data
+            for _, step in iter_steps(data.get("steps"), ("steps",))
+            if isinstance(step.get("agent"), str) and step["agent"] in agents}
 
 
 class _Compiler:
-    def __init__(self, doc: Document) -> None:
+    def __init__(self, doc: Document, agents: Mapping[str, Document] | None = None) -> None:
         self.doc = doc
+        self.agents = agents or {}
         data = doc.data
         defaults = data.get("defaults", {})
         self.default_retry = self.retry(defaults.get("retry"))
@@ -41,7 +54,8 @@ class _Compiler:
         return ir.Playbook(
             name=data["name"],
             description=data.get("description", ""),
-            digest=content_digest(data),
+            digest=content_digest({"playbook": data, "agents": used}
+                                  if (used := used_agents(data, self.agents)) else data),
             source=self.doc.file,
             triggers=self.triggers(data.get("on", "manual")),
             inputs=ir.freeze(data.get("inputs", {})),
@@ -144,23 +158,25 @@ class _Compiler:
             )
         if "call" in data:
             return self.call(data["call"], (*path, "call"))
+        if "agent" in data:
+            given = data.get("with", {})
+            agent = data["agent"]
+            if isinstance(agent, str) and agent not in self.agents:
+                # validated outside a workspace: the name stands for an agent not at hand
+                definition = ir.AgentDef(name=agent, instructions="", tiers=(), tools=())
+            elif isinstance(agent, str):
+                found = self.agents[agent]
+                definition = _Compiler(found).agent(found.data, (), agent)
+            else:
+                definition = self.agent(agent, (*path, "agent"), data["id"])
+            return ir.Agent(
+                agent=definition, task=self.value(given["task"], (*path, "with", "task")),
+                context=(self.value(given["context"], (*path, "with", "context"))
+                         if "context" in given else None))
         return ir.SetValues(self.mapping(data["set"], (*path, "set")))
 
     def llm(self, data: dict[str, Any], path: JsonPath) -> ir.Llm:
-        if "tiers" in data:
-            tiers = tuple(
-                ir.Tier(
-                    model=t["model"],
-                    accept=(self.condition(t["accept"], (*path, "tiers", i, "accept"))
-                            if "accept" in t else None),
-                    max_tokens=t.get("max_tokens"),
-                )
-                for i, t in enumerate(data["tiers"])
-            )
-        elif "model" in data:
-            tiers = (ir.Tier(model=data["model"]),)
-        else:
-            tiers = ()
+        tiers = self.tiers(data, path)
         return ir.Llm(
             prompt=self.value(data["prompt"], (*path, "prompt")),
             system=self.value(data["system"], (*path, "system")) if "system" in data else None,
@@ -171,6 +187,40 @@ class _Compiler:
             max_tokens=data.get("max_tokens"),
             validation_retries=data.get("validation_retries", 2),
         )
+
+    def agent(self, data: dict[str, Any], path: JsonPath, name: str) -> ir.AgentDef:
+        limits = data.get("limits", {})
+        tools = tuple(ir.AgentTool(kind, str(tool[kind])) for tool in data.get("tools", ())
+                      for kind in ("uses", "playbook", "memory", "mcp") if kind in tool)
+        return ir.AgentDef(
+            name=data.get("name", name),
+            instructions=data["instructions"],
+            tiers=self.tiers(data, path),
+            tools=tools,
+            output_schema=ir.freeze(data["output"]) if "output" in data else None,
+            max_turns=limits.get("max_turns", 10),
+            max_tool_calls=limits.get("max_tool_calls", 30),
+            budget_usd=limits.get("budget_usd"),
+            below_confidence=(data.get("escalate") or {}).get("below_confidence"),
+            max_tool_errors=limits.get("max_tool_errors", 3),
+            max_tokens=data.get("max_tokens"),
+            temperature=data.get("temperature"),
+        )
+
+    def tiers(self, data: dict[str, Any], path: JsonPath) -> tuple[ir.Tier, ...]:
+        if "tiers" in data:
+            return tuple(
+                ir.Tier(
+                    model=t["model"],
+                    accept=(self.condition(t["accept"], (*path, "tiers", i, "accept"))
+                            if "accept" in t else None),
+                    max_tokens=t.get("max_tokens"),
+                )
+                for i, t in enumerate(data["tiers"])
+            )
+        if "model" in data:
+            return (ir.Tier(model=data["model"]),)
+        return ()
 
     def call(self, data: dict[str, Any], path: JsonPath) -> ir.Call:
         return ir.Call(data["playbook"], self.mapping(data.get("with", {}), (*path, "with")))

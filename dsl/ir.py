@@ -187,7 +187,44 @@ class SetValues:
     values: MapOf
 
 
-Body = Uses | Llm | Gate | Wait | Emit | Parallel | Foreach | Call | SetValues
+@dataclass(frozen=True)
+class AgentTool:
+    """One tool of an agent: ``kind`` is ``uses`` (an adapter action), ``playbook`` (a child
+    run), ``memory`` (search in a domain) or ``mcp`` (a server's tools, or one of them)."""
+
+    kind: Literal["uses", "playbook", "memory", "mcp"]
+    target: str
+
+
+@dataclass(frozen=True)
+class AgentDef:
+    """A named specialist (``agents/NAME.yaml``) or an inline ``agent:`` body, compiled into
+    the playbook that uses it so a run pins the agent it started with."""
+
+    name: str
+    instructions: str
+    tiers: tuple[Tier, ...]
+    tools: tuple[AgentTool, ...]
+    output_schema: FrozenDict | None = None
+    max_turns: int = 10
+    max_tool_calls: int = 30
+    budget_usd: float | None = None
+    below_confidence: float | None = None
+    max_tool_errors: int = 3
+    max_tokens: int | None = None
+    temperature: float | None = None
+
+
+@dataclass(frozen=True)
+class Agent:
+    """An ``agent:`` step: the loop of model turns and tool calls."""
+
+    agent: AgentDef
+    task: Value
+    context: Value | None = None
+
+
+Body = Uses | Llm | Gate | Wait | Emit | Parallel | Foreach | Call | SetValues | Agent
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ _CLASSES: dict[str, type] = {
     cls.__name__: cls for cls in (
         Span, ir.Const, ir.Expr, ir.Interp, ir.ListOf, ir.MapOf, ir.Retry, ir.Escalate,
         ir.Uses, ir.Tier, ir.Llm, ir.Gate, ir.Wait, ir.Emit, ir.Parallel, ir.Foreach, ir.Call,
-        ir.SetValues, ir.Compensation, ir.Step, ir.Triggers, ir.Policy, ir.Playbook,
+        ir.SetValues, ir.AgentTool, ir.AgentDef, ir.Agent, ir.Compensation, ir.Step,
+        ir.Triggers, ir.Policy, ir.Playbook,
     )
 }
 

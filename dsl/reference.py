@@ -12,7 +12,8 @@ import sys
 from importlib import resources
 from typing import Any
 
-TITLES = {"playbook": "Playbook reference", "workspace": "Workspace reference (`aios.yaml`)"}
+TITLES = {"playbook": "Playbook reference", "workspace": "Workspace reference (`aios.yaml`)",
+          "agent": "Agent reference (`agents/NAME.yaml`)"}
 
 
 def load_schema(name: str) -> dict[str, Any]:

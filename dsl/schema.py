@@ -20,7 +20,7 @@ from jsonschema.exceptions import ValidationError
 from .diagnostics import Diagnostic, did_you_mean, quote_list, schema_message
 from .loader import Document, JsonPath
 
-SchemaName = Literal["playbook", "workspace", "test"]
+SchemaName = Literal["playbook", "workspace", "test", "agent"]
 
 
 @functools.cache
@@ -55,8 +55,33 @@ def _inline_refs(node: Any, root: dict[str, Any], stack: tuple[str, ...]) -> Any
     return {key: _inline_refs(value, root, stack) for key, value in node.items()}
 
 
+@functools.cache
+def _inline_agent_validator() -> Draft202012Validator:
+    """An inline ``agent:`` body is an agent file without its header."""
+    schema = dict(load_schema("agent"))
+    schema["properties"] = {k: v for k, v in schema["properties"].items()
+                            if k not in ("apiVersion", "kind")}
+    schema["required"] = ["instructions"]
+    return Draft202012Validator(_inline_refs(schema, schema, ()))
+
+
+def check_inline_agent(doc: Document, path: JsonPath) -> list[Diagnostic]:
+    """The schema errors of the inline agent body at ``path``, at their place in ``doc``."""
+    node: Any = doc.data
+    for part in path:
+        node = node[part]
+    errors = list(_inline_agent_validator().iter_errors(node))
+    for error in errors:
+        error.path.extendleft(reversed(path))
+    return _diagnostics(doc, errors, "agent")
+
+
 def check_schema(doc: Document, name: SchemaName) -> list[Diagnostic]:
-    errors = list(_validator(name).iter_errors(doc.data))
+    return _diagnostics(doc, list(_validator(name).iter_errors(doc.data)), name)
+
+
+def _diagnostics(doc: Document, errors: list[ValidationError],
+                 name: SchemaName) -> list[Diagnostic]:
     unknown_key_paths = {tuple(e.absolute_path) for e in errors
                          if e.validator == "additionalProperties"}
     diagnostics: list[Diagnostic] = []
@@ -102,6 +127,12 @@ def _translate(doc: Document, error: ValidationError, name: SchemaName,
                     if need not in instance:
                         yield at((*path, key), "missing-key",
                                  f"'{key}' is given without '{need}' in {where}", key=True)
+    elif keyword == "anyOf" and "dependentSchemas" in error.schema_path \
+            and isinstance(instance, dict):
+        needs = " or ".join(f"'{b['required'][0]}'" for b in value)
+        key = str(list(error.schema_path)[-2])
+        yield at((*path, key), "missing-key", f"'{key}' is given without {needs} in {where}",
+                 key=True)
     elif keyword == "oneOf":
         yield from _one_of(doc, error, name, unknown_key_paths, where)
     elif keyword == "type":

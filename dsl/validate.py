@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ir
+from .agents import Surroundings, check_agent_file, check_agent_steps, is_agent
 from .check import check_playbook, check_workspace
 from .check_adapters import Catalog, check_actions, check_models
 from .check_tests import check_test
@@ -55,21 +56,43 @@ def collect_files(paths: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]:
 def validate_files(files: Iterable[Path], display_root: Path | None = None,
                    catalog: Catalog | None = None,
                    models: Collection[str] | None = None,
-                   known_playbooks: Sequence[ir.Playbook] = ()) -> ValidationResult:
+                   known_playbooks: Sequence[ir.Playbook] = (),
+                   agents_folder: Path | None = None,
+                   mcp_servers: Collection[str] = ()) -> ValidationResult:
     """``catalog`` (``ADAPTER.ACTION`` -> argument schema) also checks ``uses:`` steps, and
     ``models`` (the workspace's model aliases) the models of ``llm:`` steps. Test files
     (``kind: Test``) are checked against the playbooks of this pass and ``known_playbooks``
-    (the workspace's, when only tests are validated)."""
+    (the workspace's, when only tests are validated). Agents (``kind: Agent``) come from
+    ``agents_folder`` and the files given; ``mcp_servers`` are the names of aios.yaml's
+    ``mcp``."""
     result = ValidationResult()
     names: dict[str, Diagnostic] = {}
     tests: list[Document] = []
-    for path in files:
+    loaded: list[tuple[Path, Document]] = []
+    agent_paths = collect_files([agents_folder])[0] \
+        if agents_folder is not None and agents_folder.is_dir() else []
+    given = {p.resolve() for p in files}
+    for path in [*files, *(p for p in agent_paths if p.resolve() not in given)]:
         shown = _display(path, display_root)
-        result.files.append(shown)
+        if path.resolve() in given:
+            result.files.append(shown)
         try:
             doc = load_file(path, shown)
         except PlaybookError as exc:
-            result.diagnostics.extend(exc.diagnostics)
+            if path.resolve() in given:
+                result.diagnostics.extend(exc.diagnostics)
+            continue
+        loaded.append((path, doc))
+    agents = {str(d.data.get("name")): d for _, d in loaded if is_agent(d)}
+    playbook_names = {str(d.data.get("name")) for p, d in loaded
+                      if not is_agent(d) and not _is_workspace(p, d)
+                      and d.data.get("kind") != "Test"} | {p.name for p in known_playbooks}
+    around = Surroundings(catalog, models, playbook_names, mcp_servers,
+                          agents_known=agents_folder is not None or bool(agents))
+    for path, doc in loaded:
+        if is_agent(doc):
+            if path.resolve() in given:
+                result.diagnostics.extend(check_agent_file(doc, around))
             continue
         if _is_workspace(path, doc):
             result.diagnostics.extend(check_schema(doc, "workspace") + check_workspace(doc))
@@ -85,6 +108,7 @@ def validate_files(files: Iterable[Path], display_root: Path | None = None,
             problems += check_actions(doc, catalog)
         if models:
             problems += check_models(doc, models)
+        problems += check_agent_steps(doc, agents, around)
         result.diagnostics.extend(problems)
         name = doc.data.get("name")
         if isinstance(name, str):
@@ -97,7 +121,7 @@ def validate_files(files: Iterable[Path], display_root: Path | None = None,
             else:
                 names[name] = Diagnostic.at(span, "name", name)
         if not problems:
-            result.playbooks.append(compile_playbook(doc))
+            result.playbooks.append(compile_playbook(doc, agents))
     playbooks = {p.name: p for p in known_playbooks} | {p.name: p for p in result.playbooks}
     for doc in tests:
         result.diagnostics.extend(check_test(doc, playbooks, catalog or ()))
@@ -106,16 +130,36 @@ def validate_files(files: Iterable[Path], display_root: Path | None = None,
 
 
 def validate_document(doc: Document, catalog: Catalog | None = None,
-                      models: Collection[str] | None = None) -> ir.Playbook:
+                      models: Collection[str] | None = None,
+                      agents_folder: Path | None = None,
+                      mcp_servers: Collection[str] = ()) -> ir.Playbook:
     """Check and compile one loaded playbook; raises :class:`PlaybookError`."""
     problems = check_schema(doc, "playbook") + check_playbook(doc)
     if catalog is not None:
         problems += check_actions(doc, catalog)
     if models:
         problems += check_models(doc, models)
+    agents = load_agents(agents_folder)
+    problems += check_agent_steps(doc, agents, Surroundings(
+        catalog, models, None, mcp_servers, agents_known=agents_folder is not None))
     if problems:
         raise PlaybookError(sort_diagnostics(problems))
-    return compile_playbook(doc)
+    return compile_playbook(doc, agents)
+
+
+def load_agents(folder: Path | None) -> dict[str, Document]:
+    """The agents of a folder by name (files that do not load are validate's to report)."""
+    found: dict[str, Document] = {}
+    if folder is None or not folder.is_dir():
+        return found
+    for path in collect_files([folder])[0]:
+        try:
+            doc = load_file(path)
+        except PlaybookError:
+            continue
+        if is_agent(doc):
+            found[str(doc.data.get("name"))] = doc
+    return found
 
 
 def _is_workspace(path: Path, doc: Document) -> bool:

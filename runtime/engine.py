@@ -182,12 +182,36 @@ class Engine:
             from aiosrun.dsl.validate import validate_document
 
             return validate_document(load_file(path), self.ws.registry.catalog(),
-                                     list(self.ws.settings.data.get("models") or {}))
+                                     list(self.ws.settings.data.get("models") or {}),
+                                     self.ws.root / "agents",
+                                     list(self.ws.settings.data.get("mcp") or {}))
         digest = self.ws.workspace_state().current.get(str(target))
         if digest is None:
             raise NotFound(f"no playbook file or applied playbook named '{target}'")
         playbook: ir.Playbook = self.ws.playbook(digest)
         return playbook
+
+    async def playbook_versions(self) -> JsonResult:
+        """Every playbook applied so far: its current version and all its versions."""
+        from aiosrun.runtime.overview import playbooks
+
+        return JsonResult({"playbooks": playbooks(self.ws)})
+
+    async def version_text(self, digest: str) -> str:
+        """A version's compiled playbook as text (sorted JSON), for diffs; ``NotFound`` for an
+        unknown digest."""
+        from aiosrun.runtime.overview import version_text
+
+        text = version_text(self.ws, digest)
+        if text is None:
+            raise NotFound(f"no playbook version '{digest}'")
+        return text
+
+    async def spend(self) -> JsonResult:
+        """Model spend in USD per UTC day and per playbook, and the workspace's budget."""
+        from aiosrun.runtime.overview import spend
+
+        return JsonResult(spend(self.ws))
 
     # ---- runs ---------------------------------------------------------------------------
 
@@ -251,6 +275,40 @@ class Engine:
         """Every run, oldest first (``status``: only those)."""
         return [RunListing.of(r) for r in self.ws.workspace_state().runs.values()
                 if status is None or r.status == status]
+
+    async def playbooks(self) -> list[dict[str, Any]]:
+        """The applied playbooks: name, version, description, triggers and input schemas."""
+        state = self.ws.workspace_state()
+        out = []
+        for name, digest in sorted(state.current.items()):
+            playbook: ir.Playbook = self.ws.playbook(digest)
+            out.append({"name": name, "version": digest[:12],
+                        "description": playbook.description,
+                        "events": list(playbook.triggers.events),
+                        "inputs": ir.thaw(playbook.inputs)})
+        return out
+
+    async def mcp_tools(self, server: str) -> list[dict[str, Any]]:
+        """Ask the MCP server ``server`` of aios.yaml for its tools and cache them (so
+        ``validate`` checks ``uses: SERVER.TOOL`` arguments offline)."""
+        from aiosrun.adapters.base import PermanentError
+        from aiosrun.adapters.mcp import list_tools
+
+        servers = self.ws.settings.data.get("mcp") or {}
+        if server not in servers:
+            raise NotFound(f"no MCP server '{server}' in aios.yaml (mcp: "
+                           f"{', '.join(sorted(servers)) or 'none'})")
+        http = self.ws.settings.adapter("http")
+        try:
+            tools = await list_tools(server, servers[server], self.ws.root, self.ws.state_dir,
+                                     self.ws.secrets,
+                                     tuple(str(h) for h in http.get("allow_hosts") or ()))
+        except PermanentError as exc:
+            raise EngineError(self.ws.masker.text(str(exc))) from None
+        from aiosrun.runtime.registry import Registry
+
+        self.ws.registry = Registry.discover(self.ws.root)  # the new tools are actions now
+        return tools
 
     async def replay(self, run_id: str, at: int | None = None) -> RunAt:
         """The run's state rebuilt from the log, now or as it was at seq ``at``."""

@@ -36,6 +36,8 @@ class Registry:
         if workspace is not None:
             for adapter_class in _workspace_adapters(workspace / "adapters"):
                 found[adapter_class.name] = adapter_class()
+            for adapter_class in _mcp_adapters(workspace):
+                found[adapter_class.name] = adapter_class()
         return cls(found)
 
     def action(self, uses: str) -> tuple[Adapter, Action, str]:
@@ -63,6 +65,28 @@ def _installed() -> tuple[type[Adapter], ...]:
     """The installed adapters' classes, found once per process (scanning the entry points
     costs about 20 ms, and what is installed does not change while a process runs)."""
     return tuple(entry.load() for entry in entry_points(group="aiosrun.adapters"))
+
+
+def _mcp_adapters(root: Path) -> list[type[Adapter]]:
+    """One adapter per ``mcp`` server of aios.yaml, with its cached tools as actions."""
+    settings = root / "aios.yaml"
+    if not settings.is_file():
+        return []
+    from aiosrun.adapters.mcp import server_adapter
+    from aiosrun.dsl.errors import PlaybookError
+    from aiosrun.dsl.loader import load_file
+
+    try:
+        data = load_file(settings).data
+    except PlaybookError:
+        return []  # validate reports the broken file
+    servers = data.get("mcp")
+    if not isinstance(servers, dict):
+        return []
+    http = ((data.get("adapters") or {}).get("http") or {})
+    allowed = tuple(str(h) for h in http.get("allow_hosts") or ())
+    return [server_adapter(str(name), server, root / ".aios", allowed)
+            for name, server in servers.items() if isinstance(server, dict)]
 
 
 def _workspace_adapters(folder: Path) -> list[type[Adapter]]:

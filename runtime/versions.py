@@ -37,7 +37,9 @@ def plan_apply(ws: Workspace, paths: Sequence[Path] | None,
     whole = not paths
     files, missing = collect_files(list(paths or []) or [ws.root / "playbooks"])
     result = validate_files(files, display_root=display_root, catalog=ws.registry.catalog(),
-                            models=list(ws.settings.data.get("models") or {}))
+                            models=list(ws.settings.data.get("models") or {}),
+                            agents_folder=ws.root / "agents",
+                            mcp_servers=list(ws.settings.data.get("mcp") or {}))
     problems = sorted(missing + result.diagnostics)
     if problems:
         raise PlaybookError(problems)
@@ -71,7 +73,8 @@ def file_version(ws: Workspace, path: Path) -> Version:
     from aiosrun.dsl.validate import validate_document
 
     playbook = validate_document(load_file(path), ws.registry.catalog(),
-                                 list(ws.settings.data.get("models") or {}))
+                                 list(ws.settings.data.get("models") or {}),
+                                 ws.root / "agents", list(ws.settings.data.get("mcp") or {}))
     state = ws.workspace_state()
     if playbook.digest in state.versions:
         known: Version = state.versions[playbook.digest]

@@ -102,7 +102,8 @@ def test_no_import_cycle_between_modules() -> None:
     assert cycles(edges) == []
 
 
-@pytest.mark.parametrize("front", ["aiosrun.runtime.cli", "aiosrun.runtime.server"])
+@pytest.mark.parametrize("front", ["aiosrun.runtime.cli", "aiosrun.runtime.server",
+                                   "aiosrun.runtime.mcp"])
 def test_front_ends_reach_the_runtime_through_the_engine(front: str) -> None:
     edges = graph()
     forbidden = ("aiosrun.runtime.log", "aiosrun.runtime.coordinator")

@@ -21,7 +21,7 @@ def keys(schema: object, into: set[str]) -> set[str]:
     return into
 
 
-@pytest.mark.parametrize("name", ["playbook", "workspace"])
+@pytest.mark.parametrize("name", ["playbook", "workspace", "agent"])
 def test_the_reference_matches_the_schema(name: str) -> None:
     committed = (DOCS / f"{name}-reference.md").read_text("utf-8")
     assert committed == render_reference(name), (
@@ -34,6 +34,6 @@ def test_the_reference_matches_the_schema(name: str) -> None:
 def test_the_docs_link_to_files_that_exist() -> None:
     readme = (DOCS.parent / "README.md").read_text("utf-8")
     for name in ("playbook-reference.md", "expressions.md", "adapters.md", "guarantees.md",
-                 "memory.md", "models.md", "runtime.md", "server.md"):
+                 "memory.md", "models.md", "runtime.md", "server.md", "agents.md", "mcp.md"):
         assert (DOCS / name).is_file(), name
         assert f"docs/{name}" in readme, name

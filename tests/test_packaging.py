@@ -32,7 +32,11 @@ def test_wheel_has_package_data_and_entry_point(tmp_path: Path) -> None:
                      "aiosrun/runtime/starter/pre-commit-config.yaml",
                      "aiosrun/runtime/starter/examples/payments.csv",
                      "aiosrun/runtime/starter/cassettes/small.jsonl",
-                     "aiosrun/runtime/starter/knowledge/products/plans.md"]:
+                     "aiosrun/runtime/starter/knowledge/products/plans.md",
+                     "aiosrun/runtime/notify/notifier.py",
+                     "aiosrun/runtime/server/ui/templates/inbox.html",
+                     "aiosrun/runtime/server/ui/static/ui.js",
+                     "aiosrun/runtime/server/ui/static/ui.css"]:
         assert expected in names, expected
     assert not any(n.startswith(("aiosrun/__init__", "dsl/", "runtime/", "tests/"))
                    for n in names)

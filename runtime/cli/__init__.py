@@ -19,6 +19,7 @@ def main() -> None:
     from . import (  # noqa: F401  (they register their commands on the group)
         events,
         init,
+        mcp,
         memory,
         operator,
         plan,

@@ -53,6 +53,20 @@ class Context:
             return None  # validate reports the broken file itself
         return sorted(models) if isinstance(models, dict) else None
 
+    def mcp_servers(self) -> list[str]:
+        """The names of aios.yaml's ``mcp`` servers (none when it does not load)."""
+        root = self.workspace()
+        if root is None:
+            return []
+        from aiosrun.dsl.errors import PlaybookError
+        from aiosrun.dsl.loader import load_file
+
+        try:
+            servers = load_file(root / "aios.yaml").data.get("mcp")
+        except PlaybookError:
+            return []
+        return sorted(servers) if isinstance(servers, dict) else []
+
     def default_paths(self) -> list[Path]:
         """The workspace's ``aios.yaml``, ``playbooks/`` and ``tests/``, else the current
         folder."""
@@ -63,7 +77,7 @@ class Context:
                      "AIOS_WORKSPACE)")
             return [Path(".")]
         paths = [root / "aios.yaml"]
-        for folder in ("playbooks", "tests"):
+        for folder in ("playbooks", "agents", "tests"):
             if (root / folder).is_dir():
                 paths.append(root / folder)
         return paths

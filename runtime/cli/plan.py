@@ -71,7 +71,14 @@ def render_plan(plan: dict[str, Any]) -> list[str]:
         lines.append(f"  {gate['gate']}{why}  {gate['message']}".rstrip())
     lines += ["", "model calls (worst case):"]
     for call in plan["models"] or [{"step": "(none)"}]:
-        if "error" in call:
+        if "agent" in call:
+            bound = (f"<= ${call['worst_case_usd']:.6f} (limits.budget_usd)"
+                     if call["worst_case_usd"] is not None else "no limits.budget_usd: "
+                     "bounded only by the run's budgets")
+            lines.append(f"  {call['step']} agent {call['agent']}: at most "
+                         f"{call['max_turns']} turns, {bound}"
+                         + ("  per foreach item" if call["per_item"] else ""))
+        elif "error" in call:
             lines.append(f"  {call['step']} tier {call['tier']}: {call['error']}")
         elif "alias" in call:
             lines.append(

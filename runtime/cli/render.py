@@ -93,7 +93,8 @@ class Progress:
 
 def describe_model_call(data: Any) -> str:
     """``tier 1 small (gpt-4o-mini): 812+95 tokens, $0.000179, 640 ms, not accepted``."""
-    text = (f"tier {data.get('tier')} {data.get('alias')} ({data.get('model')}): "
+    text = (f"turn {data['turn']} " if data.get("turn") is not None else "") + (
+            f"tier {data.get('tier')} {data.get('alias')} ({data.get('model')}): "
             f"{data.get('input_tokens', 0)}+{data.get('output_tokens', 0)} tokens, "
             f"${float(data.get('cost_usd') or 0):.6f}")
     if data.get("cached"):
@@ -102,6 +103,11 @@ def describe_model_call(data: Any) -> str:
         text += f", {float(data['latency_ms']):.0f} ms"
     if data.get("error"):
         return text + f", failed: {data['error']}"
+    if data.get("turn") is not None:
+        calls = data.get("tool_calls")
+        if calls is None and isinstance(data.get("output"), dict):
+            calls = [c.get("name") for c in data["output"].get("tool_calls") or ()]
+        return text + (f", calls {', '.join(map(str, calls))}" if calls else ", answers")
     return text + (", accepted" if data.get("accepted") else ", not accepted")
 
 

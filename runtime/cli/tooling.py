@@ -32,9 +32,12 @@ def validate(obj: Context, paths: tuple[Path, ...], fmt: str) -> None:
     root = obj.workspace()
     known = []
     if paths and root is not None and (root / "playbooks").is_dir():  # tests name these
-        known = validate_files(collect_files([root / "playbooks"])[0], catalog=catalog).playbooks
+        known = validate_files(collect_files([root / "playbooks"])[0], catalog=catalog,
+                               agents_folder=root / "agents").playbooks
     result = validate_files(files, display_root=Path.cwd(), catalog=catalog,
-                            models=obj.model_aliases(), known_playbooks=known)
+                            models=obj.model_aliases(), known_playbooks=known,
+                            agents_folder=root / "agents" if root is not None else None,
+                            mcp_servers=obj.mcp_servers())
     diagnostics = sorted(missing + result.diagnostics)
     if fmt == "json":
         click.echo(json.dumps([d.to_json() for d in diagnostics], indent=2))

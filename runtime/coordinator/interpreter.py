@@ -315,6 +315,10 @@ class Runner(Suspensions, Containers, Compensations):
             return await self.wait(body, path, frame)
         if isinstance(body, ir.Emit):
             return self.emit(body, path, frame)
+        if isinstance(body, ir.Agent):
+            from aiosrun.runtime.coordinator.agent_step import run_agent
+
+            return await run_agent(self, step, body, frame, path, attempt)
         assert isinstance(body, ir.Llm)
         return await run_llm(self, body, frame, path, attempt)
 

@@ -20,6 +20,7 @@ from aiosrun.adapters.llm import (
     ModelSpec,
     worst_case_cost,
 )
+from aiosrun.adapters.llm_tools import ChatRequest
 from aiosrun.dsl import ir
 from aiosrun.dsl.render import render
 from aiosrun.dsl.values import truthy
@@ -114,9 +115,11 @@ def _accepts(tier: ir.Tier, output: Any, contexts: dict[str, Any]) -> bool:
     return truthy(render(tier.accept, {**contexts, "output": output}))
 
 
-def check_budget(runner: Runner, spec: ModelSpec, request: ModelRequest) -> None:
+def check_budget(runner: Runner, spec: ModelSpec,
+                 request: ModelRequest | ChatRequest) -> None:
     """Refuse a call whose worst case could take the run or the workspace over budget."""
-    worst = worst_case_cost(spec, request)
+    worst = request.worst_case_cost(spec) if isinstance(request, ChatRequest) \
+        else worst_case_cost(spec, request)
     if worst <= 0:
         return
     where = f"model '{spec.alias}': this call could cost up to ${worst:.4f}"

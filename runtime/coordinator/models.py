@@ -18,6 +18,7 @@ from aiosrun.adapters.llm import (
     call_openai,
     open_client,
 )
+from aiosrun.adapters.llm_tools import ChatRequest, call_chat
 from aiosrun.dsl import ir
 from aiosrun.dsl.render import render_template
 
@@ -93,10 +94,13 @@ class Models:
             found = self.cassettes[spec.cassette] = Cassette(spec.cassette)
         return found
 
-    async def call(self, spec: ModelSpec, request: ModelRequest, step: str = "") -> ModelAnswer:
+    async def call(self, spec: ModelSpec, request: ModelRequest | ChatRequest,
+                   step: str = "") -> ModelAnswer:
+        """``ChatRequest``: an agent's turn (tools on offer, the answer an assistant
+        message); ``ModelRequest``: an ``llm:`` step's call."""
         recording = self.ws.record_models
         doubles = self.ws.doubles
-        if doubles is not None:
+        if doubles is not None and isinstance(request, ModelRequest):
             given = doubles.answer(step.rsplit("/", 1)[-1])
             if given is not None:
                 return given
@@ -114,7 +118,10 @@ class Models:
         client = self.clients.get(where)
         if client is None:
             client = self.clients[where] = open_client(spec)
-        answer = await call_openai(spec, request, client)
+        if isinstance(request, ChatRequest):
+            answer = await call_chat(spec, request, client)
+        else:
+            answer = await call_openai(spec, request, client)
         if recording:
             self.cassette(spec).add(request, answer, self.ws.masker.data)
         return answer

@@ -60,6 +60,20 @@ def plan_of(playbook: ir.Playbook, settings: dict[str, Any], root: Path) -> dict
                     total += priced["worst_case_usd"]
             row["tiers"] = [t["alias"] for t in tiers]
             row["cache"] = body.cache
+        elif isinstance(body, ir.Agent):
+            row["agent"] = body.agent.name
+            row["tools"] = [f"{t.kind}:{t.target}" for t in body.agent.tools]
+            row["budget_usd"] = body.agent.budget_usd
+            # the loop checks its budget against each call's worst case: it never spends more
+            worst = body.agent.budget_usd
+            models.append({"step": step.path, "agent": body.agent.name,
+                           "max_turns": body.agent.max_turns, "worst_case_usd": worst,
+                           "per_item": in_foreach})
+            if worst is not None:
+                if in_foreach:
+                    per_item += worst
+                else:
+                    total += worst
         if step.compensate is not None and isinstance(step.compensate.body, ir.Uses):
             row["compensate"] = step.compensate.body.action
         steps.append(row)
@@ -120,4 +134,4 @@ def _template(value: ir.Value) -> str:
 def _kind(body: ir.Body) -> str:
     return {ir.Uses: "uses", ir.Llm: "llm", ir.Gate: "gate", ir.Wait: "wait", ir.Emit: "emit",
             ir.Parallel: "parallel", ir.Foreach: "foreach", ir.Call: "call",
-            ir.SetValues: "set"}[type(body)]
+            ir.SetValues: "set", ir.Agent: "agent"}[type(body)]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import signal
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import trio
 from aiosrun.dsl import ir
@@ -28,6 +29,9 @@ from aiosrun.runtime.coordinator.frames import internal_message
 from aiosrun.runtime.coordinator.runs import start_or_load
 from aiosrun.runtime.log.projections import RunState
 from aiosrun.runtime.workspace import Workspace
+
+if TYPE_CHECKING:
+    from aiosrun.runtime.notify import Notifier
 
 Say = Callable[[str], None]
 DEFAULT_CONCURRENCY = 8
@@ -51,9 +55,14 @@ class Server:
         self.nursery: trio.Nursery | None = None
 
     async def run(self, once: bool) -> None:
+        from aiosrun.runtime.notify import Notifier
+
+        notifier = Notifier(self.ws, self.say)
         async with trio.open_nursery() as outer:
             if not once:
                 outer.start_soon(self.watch_signals)
+                if notifier.enabled:
+                    outer.start_soon(self.notify_forever, notifier)
             async with trio.open_nursery() as runs:
                 self.nursery = runs
                 if once:
@@ -61,7 +70,21 @@ class Server:
                 else:
                     await self.run_forever()
             self.nursery = None
+            if once:
+                await self.notify_round(notifier)
             outer.cancel_scope.cancel()
+
+    async def notify_forever(self, notifier: Notifier) -> None:
+        """Notifications in their own task: a slow mail server holds up no run."""
+        while not self.stopping:
+            await self.notify_round(notifier)
+            await trio.sleep(self.interval)
+
+    async def notify_round(self, notifier: Notifier) -> None:
+        try:
+            await notifier.round()
+        except Exception as exc:  # a bug in notifying must not stop serving
+            self.say(f"error: notify: {internal_message(exc)}")
 
     async def run_once(self) -> None:
         """Rounds until nothing new starts: runs that emit events trigger runs in this call."""

@@ -61,7 +61,7 @@ class Suspensions(RunnerBase):
     def escalate(self, step: ir.Step, frame: Frame, path: str, attempt: int,
                  error: AdapterError) -> None:
         """Hand the step to the operator (``aiosrun inbox``/``resolve``) and stop the run."""
-        args: Any = None
+        args: Any = getattr(error, "details", None)  # an agent's transcript
         if isinstance(step.body, ir.Uses):
             try:
                 args = render(step.body.args, self.contexts(frame))

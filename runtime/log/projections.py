@@ -223,7 +223,8 @@ def apply_run(state: RunState, record: Record) -> RunState:
         step = state.steps.get(data["path"])
         if step is not None:
             step.calls.append({k: data.get(k) for k in ("attempt", "tier", "alias", "output",
-                                                        "accepted", "error", "cost_usd")})
+                                                        "accepted", "error", "cost_usd",
+                                                        "turn")})
     elif kind == "RunCompensating":
         state.compensating = True
         state.status = "failed"

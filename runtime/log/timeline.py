@@ -13,7 +13,7 @@ from typing import Any
 from aiosrun.runtime.log.eventlog import Record
 
 MODEL_FIELDS = ("tier", "alias", "model", "input_tokens", "output_tokens", "cost_usd",
-                "latency_ms", "cached", "accepted", "error")
+                "latency_ms", "cached", "accepted", "error", "turn")
 
 
 
@@ -62,6 +62,11 @@ def timeline_of(records_of: Callable[[str], Iterable[Record]],
                     *MODEL_FIELDS):
             if record.data.get(key) is not None:
                 row[key] = record.data[key]
+        output = record.data.get("output")
+        if record.type == "ModelCalled" and record.data.get("turn") is not None \
+                and isinstance(output, dict):  # an agent's turn: the tools it asked for
+            row["tool_calls"] = [str(c.get("name")) for c in output.get("tool_calls") or ()
+                                 if isinstance(c, dict)]
         if record.type == "WaitSatisfied" and record.data.get("event"):
             row["event"] = {key: record.data.get(key) for key in ("event", "id", "seq")
                             if record.data.get(key) is not None}

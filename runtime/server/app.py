@@ -274,8 +274,11 @@ async def not_found(request: Request, exc: Exception) -> Response:
 def build_app(engine: Engine, config: ServerConfig, stopping: trio.Event,
               extra: Sequence[BaseRoute] = ()) -> BearerAuth:
     """The ASGI application: the API's routes (and ``extra`` ones, for benchmarks) behind
-    bearer-token authentication."""
+    bearer-token authentication, and the operator's page (``/ui/``, its own login)."""
+    from .ui import ui_routes
+
     api = Api(engine, config, stopping)
-    app = Starlette(routes=[*routes(api, engine.ws.masker.text), *extra],
+    app = Starlette(routes=[*routes(api, engine.ws.masker.text),
+                            *ui_routes(engine, config, stopping), *extra],
                     exception_handlers={404: not_found, 405: not_found})
     return BearerAuth(app, config.tokens)

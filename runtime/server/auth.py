@@ -1,4 +1,5 @@
-"""Bearer-token authentication in front of every route but ``/hooks/*`` and ``/healthz``.
+"""Bearer-token authentication in front of every route but ``/hooks/*``, ``/healthz`` and
+the operator's page ``/ui/`` (which checks its own session cookie, see :mod:`.ui.sessions`).
 
 Webhooks prove themselves by their signatures (:mod:`.webhooks`) and liveness must be
 answerable by a load balancer; everything else, unknown paths included, is refused without
@@ -15,8 +16,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .responses import ApiError, error_response
 
-OPEN_PATHS = ("/healthz",)
-OPEN_PREFIXES = ("/hooks/",)
+OPEN_PATHS = ("/healthz", "/ui")
+OPEN_PREFIXES = ("/hooks/", "/ui/")  # the page logs in with a token and keeps a session
 
 
 def is_open(path: str) -> bool:

@@ -33,7 +33,7 @@ def load_tests(root: Path, files: Sequence[Path]) -> tuple[list[Document],
     :class:`PlaybookError` with every problem of either."""
     catalog = Registry.discover(root).catalog()
     compiled = validate_files(collect_files([root / "playbooks"])[0], display_root=Path.cwd(),
-                              catalog=catalog)
+                              catalog=catalog, agents_folder=root / "agents")
     problems = list(compiled.diagnostics)
     playbooks = {p.name: p for p in compiled.playbooks}
     docs = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from importlib import resources
+from pathlib import Path
 
 import pytest
 from aiosrun.dsl import ir
@@ -91,6 +92,7 @@ def test_invalid_document_does_not_compile() -> None:
                                       "billing-reconciliation"])
 def test_templates_compile(template: str) -> None:
     text = resources.files("aiosrun.playbooks").joinpath(f"{template}.yaml").read_text("utf-8")
-    playbook = compile_text(text)
+    agents = Path(str(resources.files("aiosrun.runtime").joinpath("starter", "agents")))
+    playbook = validate_document(load_text(text, "p.yaml"), agents_folder=agents)
     assert playbook.name == template
     assert len(playbook.digest) == 64

@@ -59,7 +59,7 @@ def test_every_property_is_described_and_objects_are_closed(name: str) -> None:
 
 def test_every_step_body_and_common_key_is_in_the_schema() -> None:
     step = load_schema("playbook")["$defs"]["step"]["properties"]
-    bodies = {"uses", "llm", "gate", "wait", "emit", "parallel", "foreach", "call", "set"}
+    bodies = {"uses", "llm", "gate", "wait", "emit", "parallel", "foreach", "call", "set", "agent"}
     common = {"id", "name", "if", "retry", "timeout", "idempotency_key", "compensate",
               "continue_on_error", "escalate", "checkpoint", "outputs", "cache", "with"}
     assert bodies | common == set(step)

@@ -14,7 +14,7 @@ from .conftest import Runner
 
 COMMANDS = ["validate", "fmt", "schema", "eval", "apply", "run", "resume", "runs", "status",
             "timeline", "replay", "cancel", "doctor", "approve", "reject", "resolve", "inbox",
-            "emit", "serve", "adapters", "plan", "memory", "init", "test", "fork", "token",
+            "emit", "serve", "adapters", "plan", "memory", "init", "test", "fork", "token", "mcp",
             "migrate"]
 GOOD = """apiVersion: aiosrun/v1
 kind: Playbook
@@ -81,7 +81,8 @@ def test_validate_reports_positioned_errors(aiosrun: Runner, tmp_path: Path) -> 
     assert done.stdout.splitlines() == [
         "bad.yaml:6:5: error: unknown key 'usse' in step 'say'; did you mean 'uses'? "
         "[unknown-key]",
-        "bad.yaml:7:5: error: 'with' is given without 'uses' in step 'say' [missing-key]",
+        "bad.yaml:7:5: error: 'with' is given without 'uses' or 'agent' in step 'say' "
+        "[missing-key]",
     ]
     assert "2 errors in 1 file (2 checked)" in done.stderr
     assert aiosrun("validate", "good.yaml").returncode == 0

@@ -186,6 +186,12 @@ def test_reconciliation_records_matches_and_escalates_mismatches(aiosrun: Runner
     waiting = run_object(escalated)["waiting"]
     assert waiting["kind"] == "escalation" and waiting["id"] == "match[1]/record"
     assert "BANK-7732" in waiting["message"]
+    # the bookkeeper agent matched them offline, from the recorded cassette: a memory search
+    # as a tool call, then its answer
+    steps = {s["path"]: s for s in run_object(escalated)["steps"]}
+    assert steps["bookkeeper/turn-1/memory__search_finances"]["status"] == "succeeded"
+    assert [m["invoice_id"] for m in steps["bookkeeper"]["outputs"]["matches"]] == [
+        "INV-00001", "INV-00042"]
     payments = [e for e in ledger(ws) if e["kind"] == "payment"]
     assert [p["record"]["invoice_id"] for p in payments] == ["INV-00001"]
     run_id = run_object(escalated)["id"]

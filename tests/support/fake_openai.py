@@ -3,7 +3,9 @@
 Only the remote paid service is replaced: openai, instructor and httpx run for real against
 it. A script decides each answer from the request: a status code (503, 429 with Retry-After)
 or an answer object, sent back as a tool call when the request offers tools, as JSON content
-when it asks for JSON, and as plain text otherwise.
+when it asks for JSON, and as plain text otherwise. An agent's turn is answered with
+``tool_calls`` (the tools the model calls, by name, with their arguments) or with text
+(``text=True``) even though tools are on offer.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class Reply:
     completion_tokens: int | None = None
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    tool_calls: list[tuple[str, Any]] | None = None  # (name, arguments: an object or text)
+    text: bool = False  # answer with content even when the request offers tools
 
 
 Script = Callable[[dict[str, Any]], Reply]
@@ -75,7 +79,14 @@ def completion(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
     """A chat-completions response carrying ``reply.content`` the way the request asked."""
     message: dict[str, Any] = {"role": "assistant", "content": None}
     tools = request.get("tools")
-    if tools:
+    if reply.tool_calls is not None:
+        message["tool_calls"] = [
+            {"id": f"call_{i}", "type": "function", "function": {
+                "name": name, "arguments": args if isinstance(args, str) else json.dumps(args)}}
+            for i, (name, args) in enumerate(reply.tool_calls, 1)]
+        text = json.dumps(reply.tool_calls)
+        finish = "tool_calls"
+    elif tools and not reply.text:
         text = json.dumps(reply.content)
         message["tool_calls"] = [{"id": "call_1", "type": "function", "function": {
             "name": tools[0]["function"]["name"], "arguments": text}}]

@@ -1,0 +1,1 @@
+"""The workspace as a Model Context Protocol server (a front end over the Engine)."""
