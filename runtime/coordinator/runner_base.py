@@ -53,7 +53,8 @@ class RunnerBase:
 
     def record(self, kind: str, **data: Any) -> Record:
         masked = self.ws.masker.data(data)  # secrets never reach the log
-        record = self.ws.log.append(NewEvent(kind, masked, run=self.state.id))
+        record = self.ws.log.append(NewEvent(kind, masked, run=self.state.id),
+                                    durable=kind != "StepStarted")
         apply_run(self.state, record)
         if self.on_record is not None:
             self.on_record(record, self.state)

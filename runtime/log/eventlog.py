@@ -411,17 +411,21 @@ class EventLog:
 
     # ---- appending ------------------------------------------------------------
 
-    def append(self, event: NewEvent) -> Record:
-        return self.append_many([event])[0]
+    def append(self, event: NewEvent, *, durable: bool = True) -> Record:
+        return self.append_many([event], durable=durable)[0]
 
     def append_many(self, events: Sequence[NewEvent],
-                    guard: Callable[[], bool] | None = None) -> list[Record]:
+                    guard: Callable[[], bool] | None = None, *,
+                    durable: bool = True) -> list[Record]:
         """Append ``events`` as one batch: all of it or, on a full disk or a failed write,
         none of it (:class:`StorageError`, the files as they were). ``guard``, when given, is
         asked under the lock once this process has caught up with every other's appends:
         when it says False nothing is appended and the result is empty. That makes
         check-then-append decisions (has this run started, is this gate still open, was this
-        event id seen) atomic across processes."""
+        event id seen) atomic across processes. ``durable=False``: with ``fsync: always``,
+        the batch is made durable by the next durable append rather than by an fsync of its
+        own (a step's start: a lost start is attempted again with the same idempotency
+        key, so one fsync per step boundary keeps every guarantee)."""
         if self.read_only:
             raise LogError(f"{self.folder}: the workspace is read-only; nothing can be "
                            "recorded (reading commands still work)")
@@ -453,7 +457,8 @@ class EventLog:
                 if lines:
                     index_size = self._write_index(lines, note=False)
                 due = time.monotonic() - self._last_fsync >= self.group_window
-                if self.fsync_policy == "always" or (due and self.fsync_hook is None):
+                if (self.fsync_policy == "always" and durable) or (
+                        self.fsync_policy == "group" and due and self.fsync_hook is None):
                     os.fsync(self._fd)
                     self._dirty, self._last_fsync = False, time.monotonic()
                     if records:

@@ -77,7 +77,8 @@ def test_wait_is_woken_by_its_matching_event(aiosrun: Runner, tmp_path: Path) ->
                              '{"invoice": "INV-2", "amount": 49}')
     assert code == 0
     statuses = {r["id"]: r["status"] for r in runs(aiosrun)}
-    assert statuses == {first["id"]: "waiting", other["id"]: "succeeded"}
+    assert statuses == {first["id"]: "waiting", other["id"]: "succeeded"}, (
+        emitted, aiosrun("status", other["id"], "--format", "json").stdout)
     assert (tmp_path / "paid.txt").read_text() == "INV-2 paid 49\n"
     status = json.loads(aiosrun("status", other["id"], "--format", "json").stdout)
     paid = next(step for step in status["steps"] if step["id"] == "paid")

@@ -175,3 +175,19 @@ def test_resume_of_a_finished_run_changes_nothing(template: tuple[Path, float, f
     (run_id,) = run_ids(root)
     assert cli(root, "resume", run_id).returncode == 0
     assert (root / ".aios" / "log" / "000000000001.jsonl").read_bytes() == before
+
+
+@pytest.mark.parametrize("seed", range(200, 205))
+def test_kill_with_fsync_always_then_resume(template: tuple[Path, float, float],
+                                            tmp_path: Path, seed: int) -> None:
+    """``fsync: always`` makes a step's start durable with the step's end (one fsync per
+    step boundary): a kill between the two still resumes to every effect once."""
+    source, begins, ends = template
+    root = tmp_path / "ws"
+    shutil.copytree(source, root)
+    (root / "aios.yaml").write_text("apiVersion: aiosrun/v1\nkind: Workspace\n"
+                                    "log: {fsync: always}\n")
+    delay = random.Random(seed).uniform(begins, ends)
+    kill_at([*_aiosrun_command(), "--workspace", str(root), "run", "crashy"], delay)
+    settle(root)
+    check_end_state(root)
