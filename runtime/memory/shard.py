@@ -506,8 +506,11 @@ class Shard:
             return []
         if layer is None and not filters:
             closed = self.closed()  # superseded facts: asked for more, then left out
+            # one query: no thread pool to wake (on a loaded machine that wait cost more
+            # than the search itself)
             found = self._vectors.search(query_vector,
-                                         min(limit + len(closed), len(self._vectors)))
+                                         min(limit + len(closed), len(self._vectors)),
+                                         threads=1)
             return [Ranked(int(k), 1.0 - float(d)) for k, d in zip(found.keys, found.distances,
                                                                  strict=False)
                     if d < 1.0 and int(k) not in closed][:limit]
