@@ -175,17 +175,26 @@ async def call_openai(spec: ModelSpec, request: ModelRequest, client: Any) -> Mo
         if wrapped is not request.schema:
             output = output.get("value")
         return ModelAnswer(output, _usage(completion.usage), _ms(started))
-    except openai.RateLimitError as exc:
-        raise RateLimited(f"model '{spec.alias}': rate limited (429)",
-                          retry_after=_retry_after(exc.response.headers)) from None
-    except openai.APIStatusError as exc:
+    except openai.OpenAIError as exc:
+        raise api_error(spec.alias, exc) from None
+
+
+def api_error(alias: str, exc: Exception) -> Exception:
+    """The step error for an OpenAI client error: rate limits and server errors are retried,
+    refusals are permanent; anything else is the client's own and is raised as it is."""
+    import openai
+
+    if isinstance(exc, openai.RateLimitError):
+        return RateLimited(f"model '{alias}': rate limited (429)",
+                           retry_after=_retry_after(exc.response.headers))
+    if isinstance(exc, openai.APIStatusError):
         if exc.status_code >= 500:
-            raise TransientError(f"model '{spec.alias}': server error {exc.status_code}") \
-                from None
-        raise PermanentError(f"model '{spec.alias}': request refused ({exc.status_code}): "
-                             f"{_api_message(exc)}") from None
-    except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-        raise TransientError(f"model '{spec.alias}': {type(exc).__name__}: {exc}") from None
+            return TransientError(f"model '{alias}': server error {exc.status_code}")
+        return PermanentError(f"model '{alias}': request refused ({exc.status_code}): "
+                              f"{_api_message(exc)}")
+    if isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError)):
+        return TransientError(f"model '{alias}': {type(exc).__name__}: {exc}")
+    return exc
 
 
 def response_model(schema: Mapping[str, Any]) -> Any:

@@ -16,8 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .base import PermanentError, RateLimited, TransientError
-from .llm import ModelAnswer, ModelSpec, Usage, _retry_after, estimate_tokens, worst_case_usage
+from .llm import ModelAnswer, ModelSpec, Usage, api_error, estimate_tokens, worst_case_usage
 
 
 @dataclass(frozen=True)
@@ -58,17 +57,8 @@ async def call_chat(spec: ModelSpec, request: ChatRequest, client: Any) -> Model
     started = time.perf_counter()
     try:
         completion = await client.chat.completions.create(**params)
-    except openai.RateLimitError as exc:
-        raise RateLimited(f"model '{spec.alias}': rate limited (429)",
-                          retry_after=_retry_after(exc.response.headers)) from None
-    except openai.APIStatusError as exc:
-        if exc.status_code >= 500:
-            raise TransientError(f"model '{spec.alias}': server error {exc.status_code}") \
-                from None
-        raise PermanentError(f"model '{spec.alias}': request refused ({exc.status_code})") \
-            from None
-    except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-        raise TransientError(f"model '{spec.alias}': {type(exc).__name__}: {exc}") from None
+    except openai.OpenAIError as exc:
+        raise api_error(spec.alias, exc) from None
     message = completion.choices[0].message
     calls = [{"id": call.id, "name": call.function.name, "arguments": call.function.arguments}
              for call in message.tool_calls or () if getattr(call, "function", None)]
