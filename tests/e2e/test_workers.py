@@ -19,6 +19,7 @@ import psycopg
 from aiosrun.runtime.workspace import Workspace
 
 from .conftest import _aiosrun_command
+from .test_serve import CRON
 
 PLAYBOOK = """\
 apiVersion: aiosrun/v1
@@ -133,18 +134,6 @@ def test_two_workers_share_the_state_and_one_is_killed_midway(postgres_url: str,
     customers = Counter(json.loads(e)["record"]["customer"] for e in entries)
     assert customers == Counter({f"o{n}": 1 for n in range(RUNS)})  # each invoice once
     assert not (first / ".aios" / "billing").exists()  # the ledger is in the store
-
-
-CRON = """\
-apiVersion: aiosrun/v1
-kind: Playbook
-name: minutely
-on: {schedule: "* * * * *"}
-steps:
-  - id: tick
-    uses: files.append
-    with: {path: ticks.txt, line: "${{ event.slot }}"}
-"""
 
 
 def test_a_schedule_fires_once_across_two_workers(postgres_url: str, tmp_path: Path) -> None:
