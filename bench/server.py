@@ -126,6 +126,13 @@ def report(label: str, latencies: list[float], seconds: float) -> dict[str, floa
     return figures
 
 
+def cpu_ms(pid: int) -> float:
+    """The server process's CPU time so far (user + system), from ``/proc``: a figure the
+    noise of other processes on the machine moves far less than latencies."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=1000)
@@ -175,15 +182,20 @@ def main() -> None:
         print(f"{n} requests, {c} concurrent clients, one server process")
         trio.run(load, base, 100, c, bare)  # warm both paths up
         trio.run(load, base, 50, c, lambda _: run)
+        before = cpu_ms(server.pid)
         bare_run = report("bare Starlette route (POST)", *trio.run(load, base, n, c, bare))
+        between = cpu_ms(server.pid)
         ours = report("POST /api/v1/runs?wait (3 steps)",
                       *trio.run(load, base, n, c, lambda _: run))
+        after = cpu_ms(server.pid)
         bare_hook = report("bare Starlette route (POST), again", *trio.run(load, base, n, c,
                                                                           bare))
         hooks = report("POST /hooks/forms (verify+fsync+ack)", *trio.run(load, base, n, c,
                                                                          hook))
         print(f"sync run p50 / bare p50: {ours['p50'] / bare_run['p50']:.2f}x (goal <= 3x); "
               f"p95 {ours['p95']:.1f} ms (goal < 50 ms)")
+        print(f"server CPU per request: bare route {(between - before) / n:.2f} ms, sync run "
+              f"{(after - between) / n:.2f} ms")
         print(f"webhook acks/s: {hooks['per_s']:.0f} (bare route {bare_hook['per_s']:.0f}/s)")
         runs = httpx.get(f"{base}/api/v1/runs?status=succeeded", timeout=30,
                          headers={"Authorization": f"Bearer {TOKEN}"}).json()

@@ -26,6 +26,7 @@ import math
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
 
@@ -60,6 +61,15 @@ RESOLVE_ACTIONS = ("retry", "skip", "abort")
 SUBSCRIBE_POLL = 0.02  # seconds between looks at the log when nothing new has come
 
 
+@dataclass
+class _Execution:
+    """A run executing in the Engine's nursery: :meth:`Engine.wait` answers with the state
+    it ended in, without folding the run from the log again."""
+
+    done: trio.Event
+    final: RunState | None = None
+
+
 class Engine:
     """An opened workspace and the runs this process executes in it."""
 
@@ -73,7 +83,7 @@ class Engine:
         self.stopping = False
         self.stop_requested = trio.Event()  # set when `serve` is told to stop (a signal)
         self.run_slots = trio.CapacityLimiter(math.inf)  # runs this Engine executes at once
-        self._running: dict[str, trio.Event] = {}  # run id -> set when its task ends
+        self._running: dict[str, _Execution] = {}  # runs executing in the nursery now
         self._dispatching = False
         self._dispatch_again = False
         self.memory = MemoryAPI(workspace)
@@ -185,7 +195,7 @@ class Engine:
                                      list(self.ws.settings.data.get("models") or {}),
                                      self.ws.root / "agents",
                                      list(self.ws.settings.data.get("mcp") or {}))
-        digest = self.ws.workspace_state().current.get(str(target))
+        digest = self.ws.workspace_state(copy=False).current.get(str(target))
         if digest is None:
             raise NotFound(f"no playbook file or applied playbook named '{target}'")
         playbook: ir.Playbook = self.ws.playbook(digest)
@@ -263,9 +273,12 @@ class Engine:
 
     async def wait(self, run_id: str) -> Run:
         """The run once this Engine's execution of it (``start(wait=False)``) has ended."""
-        done = self._running.get(run_id)
-        if done is not None:
-            await done.wait()
+        execution = self._running.get(run_id)
+        if execution is not None:
+            await execution.done.wait()
+            final = execution.final
+            if final is not None and final.finished:  # nothing can change it any more
+                return Run.of(final)
         return await self.get(run_id)
 
     async def get(self, run_id: str) -> Run:
@@ -406,13 +419,13 @@ class Engine:
 
     async def dismiss(self, item_id: str) -> None:
         """Take a rejected event (``SEQ-PLAYBOOK``) off the inbox: the operator has seen it."""
-        known = self.ws.workspace_state().rejected
+        known = self.ws.workspace_state(copy=False).rejected
         if item_id not in known:
             raise NotFound(f"no rejected event '{item_id}' in the inbox (listed: "
                            f"{', '.join(known) or 'none'})")
         recorded = self.ws.log.append_many(
             [NewEvent("EventRejectionDismissed", {"id": item_id})],
-            guard=lambda: item_id in self.ws.workspace_state().rejected)
+            guard=lambda: item_id in self.ws.workspace_state(copy=False).rejected)
         if not recorded:
             raise Conflict(f"rejected event '{item_id}' was dismissed meanwhile")
 
@@ -629,7 +642,7 @@ class Engine:
     # ---- execution ------------------------------------------------------------------------
 
     def _state(self, run_id: str) -> RunState:
-        if run_id not in self.ws.workspace_state().runs:
+        if run_id not in self.ws.workspace_state(copy=False).runs:
             raise NotFound(f"no run '{run_id}'")
         state: RunState = self.ws.run_state(run_id)
         return state
@@ -644,18 +657,20 @@ class Engine:
 
     def _in_background(self, playbook: ir.Playbook, state: RunState,
                        lease: RunLease | None = None) -> None:
-        done = self._running[state.id] = trio.Event()
+        execution = self._running[state.id] = _Execution(trio.Event())
 
         async def execute() -> None:
             try:
-                await self._execute(playbook, state, busy_ok=True, lease=lease)
+                execution.final = await self._execute(playbook, state, busy_ok=True,
+                                                      lease=lease)
             except AiosrunError as exc:  # a refusal (a full disk): the run stays resumable
                 self.notices.append(self.ws.masker.text(f"error: run {state.id}: {exc}"))
             except Exception as exc:  # the log keeps the run resumable; the Engine goes on
                 self.notices.append(self.ws.masker.text(
                     f"run {state.id}: internal error: {type(exc).__name__}: {exc}"))
             finally:
-                done.set()
+                del self._running[state.id]
+                execution.done.set()
 
         self._nursery.start_soon(execute)
 
@@ -698,7 +713,7 @@ class Engine:
         try:
             while True:
                 self._dispatch_again = False
-                if self.ws.workspace_state().pending_events:
+                if self.ws.workspace_state(copy=False).pending_events:
                     for state in await dispatch(self.ws, self._observe,
                                                 lambda: self.stopping):
                         self.dispatched.append(Run.of(state))

@@ -37,6 +37,8 @@ def load_secrets(root: Path, settings: Mapping[str, Any]) -> dict[str, str]:
 
 
 MIN_TRUNCATED = 4  # a text ending in this many first characters of a secret was cut in it
+KNOWN_LENGTH = 64  # texts up to this long are remembered once masked ...
+KNOWN_COUNT = 4096  # ... this many at most
 
 
 def renderings(secret: str) -> set[str]:
@@ -73,19 +75,33 @@ class Masker:
                                                   for form in self._forms})))
         self._longest = max((len(form) for form in self._forms), default=0)
         self.forgotten: Any = None  # a Scrubber of the texts this process erased
+        # short texts masked before: every record's keys and most of its values recur
+        # ("path", "id", "outputs", step ids), and masking each again was a tenth of a step
+        self._known: dict[str, str] = {}
 
     def forget(self, scrubber: Any) -> None:
         """From now on also replace the copies of forgotten memory texts (``erasure.py``):
         a running playbook still holds earlier outputs that carried them."""
         texts = (*(self.forgotten.texts if self.forgotten else ()), *scrubber.texts)
         self.forgotten = type(scrubber)(texts)
+        self._known.clear()
 
     def text(self, text: str) -> str:
-        if self.forgotten:
-            text = self.forgotten.text(text)
-        if self._pattern is None:
+        if self._pattern is None and not self.forgotten:
             return text
-        return self._cut_tail(self._pattern.sub(MASK, text))
+        known = self._known.get(text)
+        if known is not None:
+            return known
+        masked = text
+        if self.forgotten:
+            masked = self.forgotten.text(masked)
+        if self._pattern is not None:
+            masked = self._cut_tail(self._pattern.sub(MASK, masked))
+        if len(text) <= KNOWN_LENGTH:
+            if len(self._known) >= KNOWN_COUNT:
+                self._known.clear()
+            self._known[text] = masked
+        return masked
 
     def _cut_tail(self, text: str) -> str:
         """Mask a secret's first characters at the very end of ``text`` (before a ``...``)."""

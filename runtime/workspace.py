@@ -145,11 +145,13 @@ class Workspace:
     def snapshots(self) -> Path:
         return self.state_dir / "snapshots"
 
-    def workspace_state(self) -> Any:
+    def workspace_state(self, *, copy: bool = True) -> Any:
         """The workspace's projection, folded once from the snapshot and then kept up with
         the log (a long-running process asks for it on every request). Callers get a copy
-        whose maps they may iterate while the log grows."""
-        import copy
+        whose maps they may iterate while the log grows; ``copy=False`` gives the live
+        projection, for a lookup that holds nothing across an await (copying every map
+        on each request grew with the workspace's history)."""
+        import copy as copying
 
         from aiosrun.runtime.log.projections import fold_workspace
 
@@ -160,7 +162,9 @@ class Workspace:
             self._snapshot_seq = snapshot.last_seq if snapshot else 0
         start = self._state.last_seq + 1 if self._state else 1
         self._state = fold_workspace(self.log.read(start), self._state)
-        view = copy.copy(self._state)
+        if not copy:
+            return self._state
+        view = copying.copy(self._state)
         for name, value in vars(view).items():
             if isinstance(value, dict):
                 setattr(view, name, dict(value))

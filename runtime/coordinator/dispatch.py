@@ -46,7 +46,7 @@ def emit_event(ws: Workspace, name: str, data: Any, source: Mapping[str, Any],
     known: list[int] = []
 
     def unseen() -> bool:
-        seq = ws.workspace_state().event_ids.get(event_id)
+        seq = ws.workspace_state(copy=False).event_ids.get(event_id)
         if seq is not None:
             known.append(seq)
         return seq is None
@@ -109,7 +109,7 @@ async def dispatch(ws: Workspace, on_record: OnRecord | None = None,
             started.append(run_id)
             touched[run_id] = await _execute(ws, loaded, state, on_record, should_stop)
         def still_pending(seq: int = seq) -> bool:  # another dispatcher may have closed it
-            return seq in ws.workspace_state().pending_events
+            return seq in ws.workspace_state(copy=False).pending_events
 
         ws.log.append_many([NewEvent("EventDispatched", {"seq": seq, "started": started,
                                                          "woke": woke}, cause=seq)],

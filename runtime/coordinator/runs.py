@@ -56,7 +56,7 @@ def start_run(workspace: Workspace, name: str, inputs: Mapping[str, Any] | None,
         existing = workspace.run_state(run_id)
         if existing.playbook:
             return (*load_run(workspace, run_id), False)
-    ws_state = workspace.workspace_state()
+    ws_state = workspace.workspace_state(copy=False)
     if idempotency_key is not None and idempotency_key in ws_state.idempotency_keys:
         return (*load_run(workspace, ws_state.idempotency_keys[idempotency_key]), False)
     if version is None:
@@ -81,7 +81,7 @@ def start_run(workspace: Workspace, name: str, inputs: Mapping[str, Any] | None,
             winner.append(run_id)
             return False
         if idempotency_key is not None:
-            known = workspace.workspace_state().idempotency_keys.get(idempotency_key)
+            known = workspace.workspace_state(copy=False).idempotency_keys.get(idempotency_key)
             if known is not None:
                 winner.append(known)
                 return False

@@ -168,6 +168,12 @@ class EventLog:
         self.read_only = False
         self.index_problem: LogCorrupted | None = None  # an altered runs.idx line
         self._segment: Path | None = None
+        self._listed: list[Path] = []  # the segments, as _known_segments last listed them
+        # the last seq of each run that got a record since the log was opened (appended
+        # here or caught up from another process); a run not in it has none after
+        # _opened_seq. A run's reader then learns "nothing new" without scanning.
+        self._last_of: dict[str, int] = {}
+        self._opened_seq = 0
         self._size = 0
         self._crc = 0  # CRC32 of the current segment's first _size bytes
         self._lines = 0  # and how many lines they hold (for positioned errors)
@@ -210,6 +216,7 @@ class EventLog:
                 self._finish_rewrite()
             self._read_index_tail()
             self._recover()
+            self._last_of, self._opened_seq = {}, self.last_seq
             if self.index_problem is None and self._closed_seq > self.last_seq:
                 self.index_problem = LogCorrupted(
                     self.folder / _INDEX, self._index_line, f"the log was closed durable up "
@@ -240,6 +247,15 @@ class EventLog:
 
     def segments(self) -> list[Path]:
         return sorted(self.folder.glob("*.jsonl"))
+
+    def _known_segments(self) -> list[Path]:
+        """The segments, listed again only when the one appended to has changed (this
+        process or another rotated): a reader in ``serve`` scans many times a second, and
+        listing the folder cost more than reading the few new records."""
+        cached = self._listed
+        if self._segment is None or not cached or cached[-1] != self._segment:
+            cached = self._listed = self.segments()
+        return cached
 
     def _recover(self) -> None:
         """Verify every segment (a sealed prefix by one CRC, the rest line by line), cut a
@@ -487,6 +503,7 @@ class EventLog:
             for record in records:
                 if record.run is not None:
                     self._learn(record.run, self._segment.name, record.seq, filed=True)
+                    self._last_of[record.run] = record.seq
             self._indexed_seq = self.last_seq
             if self._size >= self.segment_bytes:
                 self._flush()
@@ -512,6 +529,7 @@ class EventLog:
         if self._fd is None:
             if self.segments():  # a read-only log that another process has since begun
                 self._recover()
+                self._last_of, self._opened_seq = {}, self.last_seq
             if self._fd is None:
                 return
         size = os.fstat(self._fd).st_size
@@ -553,9 +571,11 @@ class EventLog:
                         self._marks.note(self._segment.name, self._inode, record.seq, position)
                     position += len(line)
                     self.last_seq = record.seq
-                    if record.run is not None and self._learn(record.run, self._segment.name,
-                                                              record.seq):
-                        missing.append(sign(f"{record.run} {self._segment.name} {record.seq}"))
+                    if record.run is not None:
+                        self._last_of[record.run] = record.seq
+                        if self._learn(record.run, self._segment.name, record.seq):
+                            missing.append(sign(f"{record.run} {self._segment.name} "
+                                                f"{record.seq}"))
                 self._size += len(data)
                 self._lines = number
                 self._crc = zlib.crc32(data, self._crc)
@@ -804,7 +824,7 @@ class EventLog:
         """Records from ``from_seq``, read from the seek mark nearest before it (and, with
         ``run``, before the run's first record in each segment); lines of other runs are
         passed over without decoding: the check is a cheap look at the line's prefix."""
-        segments = self.segments()
+        segments = self._known_segments()
         marker = f'"run":{json.dumps(run, ensure_ascii=False)},'.encode() if run else None
         for i, segment in enumerate(segments):
             if i + 1 < len(segments) and int(segments[i + 1].stem) <= from_seq:
@@ -849,7 +869,7 @@ class EventLog:
         if self.index_problem is not None:
             raise self.index_problem
         segments = set(self._index.get(run, ()))
-        if not segments or from_seq > self.last_seq:
+        if not segments or from_seq > self._last_of.get(run, self._opened_seq):
             return iter(())
         return (record for _, record in self._scan(from_seq, only=segments, run=run)
                 if record.run == run)

@@ -1,7 +1,9 @@
 """The embedded store: the JSONL event log in ``.aios/log`` and files beside it.
 
-Leases are an exclusive ``flock`` per run (``.aios/runs/ID.lock``): the kernel drops a lock
-when its process dies, which is how ``resume`` tells a crashed run from a running one.
+Leases are an exclusive lock per run that the kernel drops when its process dies, which is
+how ``resume`` tells a crashed run from a running one: one byte of ``.aios/runs.lock`` per run
+(an open-file-description lock at an offset hashed from the run id), or, where the system has
+no such locks, a ``flock`` on ``.aios/runs/ID.lock``.
 ``aiosrun serve`` holds ``.aios/serve.lock``, so one serve runs per workspace folder and
 commands see that it dispatches for them. Snapshots are checksummed JSON files in
 ``.aios/snapshots``.
@@ -9,9 +11,12 @@ commands see that it dispatches for them. Snapshots are checksummed JSON files i
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import hashlib
 import os
 import shutil
+import struct
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,8 +38,61 @@ if TYPE_CHECKING:
     from aiosrun.runtime.log.scrub import Scrubber
 
 
+def _lease_offset(run_id: str) -> int:
+    """The byte of ``runs.lock`` that stands for a run: 62 bits of a hash of its id, so two
+    runs share one only by a chance of one in 2**62 per pair."""
+    return int.from_bytes(hashlib.blake2b(run_id.encode(), digest_size=8).digest()) >> 2
+
+
+class ByteLease:
+    """An exclusive lock on one byte of ``.aios/runs.lock`` while a process executes a run.
+
+    A lock file per run had to be created for every run, which waited on the file system's
+    journal behind the log's fsyncs (0.5-1.7 ms a run under load) and left a file per run
+    behind; opening the one existing file and locking a byte costs microseconds. The lock
+    belongs to the open file description (``F_OFD_SETLK``), so two leases of one run in one
+    process exclude each other as they do across processes."""
+
+    def __init__(self, path: Path, run_id: str) -> None:
+        self.offset = _lease_offset(run_id)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # a read-only workspace, a full disk
+            raise AiosrunError(f"{path.parent}: cannot take run {run_id}'s lease "
+                               f"({exc.strerror or exc}); nothing was recorded") from None
+
+    def _lock(self, kind: int) -> None:
+        fcntl.fcntl(self.fd, fcntl.F_OFD_SETLK, struct.pack(_FLOCK, kind, os.SEEK_SET,
+                                                            self.offset, 1, 0))
+
+    def try_acquire(self) -> bool:
+        try:
+            self._lock(fcntl.F_WRLCK)
+            return True
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                return False
+            raise
+
+    def release(self) -> None:
+        self._lock(fcntl.F_UNLCK)
+        os.close(self.fd)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def discard(self) -> None:
+        self.release()
+
+
+_FLOCK = "hhqqi4x"  # struct flock: l_type, l_whence, l_start, l_len, l_pid (0 for OFD locks)
+HAS_BYTE_LEASES = hasattr(fcntl, "F_OFD_SETLK")
+
+
 class FileLease:
-    """An exclusive ``flock`` per run while a process executes it."""
+    """An exclusive ``flock`` on a file per run while a process executes it (systems
+    without open-file-description locks)."""
 
     def __init__(self, folder: Path, run_id: str) -> None:
         self.path = folder / f"{run_id}.lock"
@@ -97,7 +155,9 @@ class JsonlStore:
     def tail(self, after_seq: int = 0) -> LogTail:
         return LogTail(self.log.folder, after_seq)
 
-    def lease(self, run_id: str) -> FileLease:
+    def lease(self, run_id: str) -> ByteLease | FileLease:
+        if HAS_BYTE_LEASES:
+            return ByteLease(self.state_dir / "runs.lock", run_id)
         return FileLease(self.state_dir / "runs", run_id)
 
     def register_serve(self) -> ServeLock | None:

@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.support.leases import lease_held
+
 from .conftest import Runner, _aiosrun_command
 from .test_cli_gates import run_json
 from .test_cli_runs import workspace
@@ -177,7 +179,7 @@ def test_serve_stops_cleanly_on_sigterm(aiosrun: Runner, tmp_path: Path) -> None
         time.sleep(1.5)  # serve is up and holds its lock
         assert aiosrun("emit", "go").returncode == 0
         deadline = time.time() + 20
-        while time.time() < deadline and not (tmp_path / ".aios" / "runs").is_dir():
+        while time.time() < deadline and not lease_held(tmp_path):
             time.sleep(0.05)
         time.sleep(0.6)
         server.send_signal(signal.SIGTERM)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from aiosrun.runtime.log.eventlog import EventLog
 
+from tests.support.leases import lease_held
+
 from .conftest import Runner, _aiosrun_command
 
 HELLO = """apiVersion: aiosrun/v1
@@ -124,9 +126,8 @@ def test_failed_run_exits_1_and_compensates(aiosrun: Runner, tmp_path: Path) -> 
 def start_and_kill(root: Path, *args: str, after: float, until: Path | None = None) -> None:
     process = subprocess.Popen([*_aiosrun_command(), "--workspace", str(root), *args],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    leases = root / ".aios" / "runs"
     deadline = time.monotonic() + 60
-    while not (leases.is_dir() and any(leases.iterdir())) or (
+    while not lease_held(root) or (
             until is not None and not until.exists()):
         assert time.monotonic() < deadline
         time.sleep(0.01)

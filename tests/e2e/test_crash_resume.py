@@ -24,6 +24,8 @@ import psycopg
 import pytest
 from aiosrun.runtime.workspace import Workspace
 
+from tests.support.leases import lease_held
+
 from .conftest import _aiosrun_command
 
 PLAYBOOK = """apiVersion: aiosrun/v1
@@ -88,8 +90,7 @@ def server_url(root: Path) -> str | None:
 def has_lease(root: Path) -> bool:
     url = server_url(root)
     if url is None:
-        leases = root / ".aios" / "runs"
-        return leases.is_dir() and any(leases.iterdir())
+        return lease_held(root)
     with psycopg.connect(url, autocommit=True) as conn:
         try:
             return conn.execute("SELECT 1 FROM aios_leases").fetchone() is not None

@@ -84,6 +84,27 @@ def test_run_index_reads_only_its_segments_and_rebuilds(tmp_path: Path) -> None:
     assert reopened.rebuild_index() == 2
 
 
+def test_a_runs_reader_sees_what_another_writer_appended_since(tmp_path: Path) -> None:
+    """A reader that knows a run's last seq still sees a record another log (another
+    process's view) appended after it, in this segment or in one begun meanwhile."""
+    old = EventLog(tmp_path, segment_bytes=2048).open()
+    old.append(NewEvent("Tested", {"i": 0}, run="r"))
+    writer = EventLog(tmp_path, segment_bytes=2048).open()
+    reader = EventLog(tmp_path, segment_bytes=2048).open()
+    assert [r.data["i"] for r in reader.read_run("r")] == [0]
+    assert list(reader.read_run("r", 2)) == []  # nothing new: answered without a scan
+    reader.append(NewEvent("Tested", {"i": 1}, run="r"))
+    writer.append(NewEvent("Tested", {"i": 2}, run="r"))
+    assert [r.data["i"] for r in reader.read_run("r", 3)] == [2]
+    for i in range(3, 40):  # the writer fills segments: the reader follows it
+        writer.append(NewEvent("Tested", {"i": i}, run="other" if i < 39 else "r"))
+    assert len(writer.segments()) > 1
+    assert [r.data["i"] for r in reader.read_run("r", 4)] == [39]
+    assert list(reader.read_run("never")) == []
+    for log in (old, writer, reader):
+        log.close()
+
+
 def test_always_fsync_policy(tmp_path: Path) -> None:
     log = write(tmp_path, 3, fsync="always")
     assert not log._dirty
