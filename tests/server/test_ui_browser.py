@@ -1,7 +1,7 @@
 """The operator's page in a real browser: Playwright driving Debian's Chromium against a real
 ``aiosrun serve --http``. Login, approve, reject, skip with outputs, a timeline that grows
 while the run runs, a phone's width, XSS attempts and a POST without the CSRF token. The
-screenshots in docs/ui/ are written here."""
+screenshots in docs/ui/ are taken here (``AIOS_SCREENSHOTS=1`` writes them there)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,15 @@ import pytest
 from .conftest import TOKEN, Server, aiosrun_command, clean_env, free_port, make_workspace
 
 CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "ui"
+DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "ui"
+
+
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go: ``docs/ui`` with ``AIOS_SCREENSHOTS=1`` (to refresh the
+    docs), else the test's own folder, so a test run leaves the work tree as it was."""
+    folder = DOCS_SHOTS if os.environ.get("AIOS_SCREENSHOTS") == "1" else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 XSS = '<script>window.__xss = 1</script><img src="x" onerror="window.__xss = 2">'
 
 UI_PLAYBOOKS = {
@@ -192,7 +200,7 @@ def test_login_sets_a_strict_httponly_cookie_and_refuses_a_wrong_token(
 
 
 def test_approve_a_gate_from_the_inbox(
-        tab: Any, site: Server, api: httpx.Client) -> None:
+        tab: Any, site: Server, api: httpx.Client, tmp_path: Path) -> None:
     run = start(api, "welcome", customer())
     escalated = start(api, "sync")
     assert run["status"] == "waiting" and escalated["status"] == "waiting"
@@ -201,8 +209,7 @@ def test_approve_a_gate_from_the_inbox(
     assert "Send the welcome mail to ada@example.com?" in card.inner_text()
     assert card.locator("table.kv th", has_text="trial_days").count() == 1
     assert "send" in card.locator("section.next").inner_text()  # what approving starts
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "inbox.png"), full_page=True)
+    page.screenshot(path=str(shots(tmp_path) / "inbox.png"), full_page=True)
     card.locator("textarea").fill("looks right")
     card.locator("button", has_text="Approve").click()
     page.wait_for_selector(".flash.ok")
@@ -228,7 +235,7 @@ def test_reject_a_gate(
 
 
 def test_skip_an_escalation_with_outputs_then_see_the_run(
-        tab: Any, site: Server, api: httpx.Client) -> None:
+        tab: Any, site: Server, api: httpx.Client, tmp_path: Path) -> None:
     run = start(api, "sync")
     page = open_page(tab)
     card = page.locator(f"[id='{run['id']}-crm']")
@@ -245,7 +252,7 @@ def test_skip_an_escalation_with_outputs_then_see_the_run(
     assert page.locator("svg.gantt rect.bar.failed").count() >= 2  # fetch's retry, crm
     assert page.locator("svg.gantt rect.bar.escalation").count() == 1
     assert bars.count() >= 5
-    page.screenshot(path=str(SHOTS / "run-timeline.png"), full_page=True)
+    page.screenshot(path=str(shots(tmp_path) / "run-timeline.png"), full_page=True)
 
 
 def test_the_timeline_grows_while_the_run_runs(
@@ -266,7 +273,7 @@ def test_the_timeline_grows_while_the_run_runs(
 
 
 def test_a_phone_sees_everything_without_scrolling_sideways(
-        tab: Any, site: Server, api: httpx.Client) -> None:
+        tab: Any, site: Server, api: httpx.Client, tmp_path: Path) -> None:
     run = start(api, "welcome", customer("Katherine Johnson, with a long name " * 3))
     page = open_page(tab, width=375)
     for path in ("/ui/inbox", f"/ui/runs/{run['id']}", "/ui/runs", "/ui/playbooks",
@@ -276,7 +283,7 @@ def test_a_phone_sees_everything_without_scrolling_sideways(
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 375, (path, width)
     page.goto("/ui/inbox")
-    page.screenshot(path=str(SHOTS / "phone-inbox.png"), full_page=True)
+    page.screenshot(path=str(shots(tmp_path) / "phone-inbox.png"), full_page=True)
     page.keyboard.press("Tab")  # the skip link first, then the page by keyboard
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     assert page.locator("textarea:not([id])").count() == 0
