@@ -46,10 +46,10 @@ def workspace(root: Path, url: str, port: int) -> Path:
     return root
 
 
-def aiosrun(root: Path, *args: str) -> None:
+def aiosrun(root: Path, *args: str, code: int = 0) -> None:
     done = subprocess.run([*_aiosrun_command(), "--workspace", str(root), *args],
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == code, done.stdout + done.stderr
 
 
 def test_a_stalled_worker_cannot_append_for_a_run_taken_over(postgres_url: str,
