@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiosrun.runtime.log.eventlog import EventLog
 
-from .conftest import Runner, _aiosrun_command
+from .conftest import Runner, _aiosrun_command, once_the_lease_lapses, wait_until_leases_lapse
 
 HELLO = """apiVersion: aiosrun/v1
 kind: Playbook
@@ -32,8 +32,9 @@ outputs:
 """
 
 
-def workspace(root: Path, **playbooks: str) -> Path:
-    (root / "aios.yaml").write_text("apiVersion: aiosrun/v1\nkind: Workspace\n")
+def workspace(root: Path, store: str = "", **playbooks: str) -> Path:
+    """A workspace with ``playbooks``; ``store``: its ``store:`` line (none: JSONL)."""
+    (root / "aios.yaml").write_text("apiVersion: aiosrun/v1\nkind: Workspace\n" + store)
     (root / "playbooks").mkdir(exist_ok=True)
     for name, text in playbooks.items():
         (root / "playbooks" / f"{name}.yaml").write_text(text)
@@ -85,8 +86,9 @@ def test_apply_records_the_git_commit(aiosrun: Runner, tmp_path: Path) -> None:
     assert records(tmp_path)[0]["data"]["commit"] == head  # type: ignore[index]
 
 
-def test_run_with_inputs_and_json_output(aiosrun: Runner, tmp_path: Path) -> None:
-    workspace(tmp_path, hello=HELLO)
+def test_run_with_inputs_and_json_output(aiosrun: Runner, tmp_path: Path,
+                                         store: str) -> None:
+    workspace(tmp_path, store, hello=HELLO)
     aiosrun("apply")
     (tmp_path / "in.yaml").write_text("who: Ada\n")
     done = aiosrun("run", "hello", "--inputs", "in.yaml", "-i", "times=0", "--format", "json")
@@ -109,8 +111,9 @@ def test_run_a_file_without_apply(aiosrun: Runner, tmp_path: Path) -> None:
     assert "succeeded" in done.stdout
 
 
-def test_failed_run_exits_1_and_compensates(aiosrun: Runner, tmp_path: Path) -> None:
-    workspace(tmp_path, hello=HELLO.replace("uses: debug.sleep\n    with: {seconds: "
+def test_failed_run_exits_1_and_compensates(aiosrun: Runner, tmp_path: Path,
+                                            store: str) -> None:
+    workspace(tmp_path, store, hello=HELLO.replace("uses: debug.sleep\n    with: {seconds: "
                                             "\"${{ inputs.times }}\"}",
                                             "uses: debug.fail\n    with: {times: 1, "
                                             "error: permanent}"))
@@ -126,8 +129,8 @@ def start_and_kill(root: Path, *args: str, after: float, until: Path | None = No
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     leases = root / ".aios" / "runs"
     deadline = time.monotonic() + 60
-    while not (leases.is_dir() and any(leases.iterdir())) or (
-            until is not None and not until.exists()):
+    while not until.exists() if until is not None else not (
+            leases.is_dir() and any(leases.iterdir())):
         assert time.monotonic() < deadline
         time.sleep(0.01)
     time.sleep(after)
@@ -135,16 +138,16 @@ def start_and_kill(root: Path, *args: str, after: float, until: Path | None = No
     process.wait()
 
 
-def test_a_run_keeps_its_version_when_the_playbook_changes(aiosrun: Runner,
-                                                           tmp_path: Path) -> None:
-    workspace(tmp_path, hello=HELLO)
+def test_a_run_keeps_its_version_when_the_playbook_changes(aiosrun: Runner, tmp_path: Path,
+                                                           store: str) -> None:
+    workspace(tmp_path, store, hello=HELLO)
     aiosrun("apply")
     start_and_kill(tmp_path, "run", "hello", "-i", "who=Di", "-i", "times=2", after=0.2,
                    until=tmp_path / "greetings.txt")
     (tmp_path / "playbooks" / "hello.yaml").write_text(HELLO.replace("hello ${{", "bye ${{"))
     assert aiosrun("apply").returncode == 0
     (run_id,) = [r["id"] for r in json.loads(aiosrun("runs", "--format", "json").stdout)]
-    done = aiosrun("resume", run_id)
+    done = once_the_lease_lapses(lambda: aiosrun("resume", run_id))
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "greetings.txt").read_text() == "hello Di x2\n"
 
@@ -171,12 +174,14 @@ def test_status_timeline_and_replay(aiosrun: Runner, tmp_path: Path) -> None:
     assert aiosrun("status", "nope").returncode == 1
 
 
-def test_cancel_compensates_an_unfinished_run(aiosrun: Runner, tmp_path: Path) -> None:
-    workspace(tmp_path, hello=HELLO)
+def test_cancel_compensates_an_unfinished_run(aiosrun: Runner, tmp_path: Path,
+                                              store: str) -> None:
+    workspace(tmp_path, store, hello=HELLO)
     aiosrun("apply")
     start_and_kill(tmp_path, "run", "hello", "-i", "who=Fi", "-i", "times=30", after=0.5,
                    until=tmp_path / "greetings.txt")
     (run_id,) = [r["id"] for r in json.loads(aiosrun("runs", "--format", "json").stdout)]
+    wait_until_leases_lapse(tmp_path)  # before: a live lease means "cancel requested"
     done = aiosrun("cancel", run_id)
     assert done.returncode == 0, done.stderr
     assert f"run {run_id}: cancelled" in done.stdout
