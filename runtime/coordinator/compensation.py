@@ -25,6 +25,7 @@ from aiosrun.runtime.coordinator.frames import (
 )
 from aiosrun.runtime.coordinator.llm_step import run_llm
 from aiosrun.runtime.coordinator.runner_base import RunnerBase
+from aiosrun.runtime.log.eventlog import LeaseLost
 
 
 class Compensations(RunnerBase):
@@ -96,8 +97,8 @@ class Compensations(RunnerBase):
                 error = exc
             except ExpressionError as exc:
                 raise StepFailure("expression", str(exc), attempt) from None
-            except (Suspended, StepFailure):
-                raise
+            except (Suspended, StepFailure, LeaseLost):
+                raise  # LeaseLost: the run is another worker's now
             except Exception as exc:  # a misbehaving adapter: this compensation fails
                 raise StepFailure("internal", internal_message(exc), attempt) from None
             if not error.retryable or attempt >= undo.retry.max_attempts:

@@ -43,6 +43,7 @@ from aiosrun.runtime.coordinator.frames import (
 from aiosrun.runtime.coordinator.llm_step import run_llm
 from aiosrun.runtime.coordinator.runner_base import OnRecord, RunnerBase
 from aiosrun.runtime.coordinator.suspension import Suspensions
+from aiosrun.runtime.log.eventlog import LeaseLost
 from aiosrun.runtime.log.projections import RunState, apply_run
 
 __all__ = ['OnRecord', 'Runner', 'RunnerBase']
@@ -262,8 +263,8 @@ class Runner(Suspensions, Containers, Compensations):
                 error = exc
             except ExpressionError as exc:
                 raise StepFailure("expression", str(exc), attempt) from None
-            except (Suspended, StepFailure):
-                raise
+            except (Suspended, StepFailure, LeaseLost):
+                raise  # LeaseLost: the run is another worker's now
             except Exception as exc:  # a misbehaving adapter or a bug: this step fails, not serve
                 raise StepFailure("internal", internal_message(exc), attempt) from None
             asks_operator = error.error_class == "needs_human" or (

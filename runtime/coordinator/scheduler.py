@@ -27,6 +27,7 @@ from aiosrun.runtime.coordinator.dispatch import dispatch, due_timers
 from aiosrun.runtime.coordinator.execution import execute_run, fail_internal
 from aiosrun.runtime.coordinator.frames import internal_message
 from aiosrun.runtime.coordinator.runs import start_or_load
+from aiosrun.runtime.log.eventlog import LeaseLost
 from aiosrun.runtime.log.projections import RunState
 from aiosrun.runtime.workspace import Workspace
 
@@ -200,6 +201,8 @@ class Server:
                                           should_stop=lambda: self.stopping)
             if final is not None:
                 self.say(describe(final, why))
+        except LeaseLost as exc:  # stalled past the lease: the other worker carries it on
+            self.say(f"run {run.id} ({run.playbook}) {why}: given up: {exc}")
         except Exception as exc:  # execute_run isolates the run; this guards the guard
             self.say(f"run {run.id} ({run.playbook}) {why}: internal error: "
                      f"{internal_message(exc)}")

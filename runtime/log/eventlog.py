@@ -75,6 +75,12 @@ class LogLocked(LogError):
     pass
 
 
+class LeaseLost(LogError):
+    """This process no longer holds the lease of the run it appends for: another worker took
+    the run over (a shared store, after this one renewed nothing for ``lease_timeout``).
+    Nothing of the batch was recorded; the run is the other worker's now."""
+
+
 @dataclass(frozen=True)
 class Record:
     seq: int

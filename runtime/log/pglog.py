@@ -27,6 +27,7 @@ from typing import Any
 
 from aiosrun.runtime.log.eventlog import (
     FsyncPolicy,
+    LeaseLost,
     LogCorrupted,
     LogError,
     LogLocked,
@@ -137,6 +138,7 @@ class PgLog:
         self.fsync_hook: Callable[[], None] | None = None
         self._depth = 0
         self._known: set[str] = set()  # runs known to have records (they never lose them)
+        self.fences: dict[str, str] = {}  # run -> the token of this process's lease on it
         self._file = Path(f"{where}#aios_events")  # how a corrupt row is named
 
     @contextlib.contextmanager
@@ -220,6 +222,10 @@ class PgLog:
                         "appenders; is one looping?")
 
     def _insert(self, events: Sequence[NewEvent]) -> list[Record]:
+        """Insert the batch in one statement. A record of a run whose lease this process
+        holds is fenced: the statement inserts only while the lease row still carries this
+        process's token (read ``FOR SHARE``, so a takeover waits for it or it sees the
+        takeover), which a worker that stalled past its lease cannot pass."""
         import psycopg
 
         ts = format_ts(self.now())
@@ -233,19 +239,40 @@ class PgLog:
             args += [record.seq, record.run, record.type,
                      None if event_id is None else str(event_id),
                      encode(record).decode("utf-8").rstrip("\n")]
-        values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(records))
-        query = (f"WITH e AS (INSERT INTO aios_events (seq, run, type, event_id, line) VALUES "
-                 f"{values} RETURNING seq, run) INSERT INTO aios_runs (run, first_seq) "
-                 "SELECT run, min(seq) FROM e WHERE run IS NOT NULL GROUP BY run "
-                 "ON CONFLICT (run) DO NOTHING")
+        fenced = sorted({r.run for r in records if r.run is not None and r.run in self.fences})
+        if fenced:
+            values = ", ".join(["(%s::bigint, %s::text, %s::text, %s::text, %s::text)"]
+                               * len(records))
+            held = ", ".join(["(%s, %s)"] * len(fenced))
+            query = (f"WITH held AS (SELECT run FROM aios_leases WHERE (run, token) IN "
+                     f"({held}) FOR SHARE), e AS (INSERT INTO aios_events (seq, run, type, "
+                     f"event_id, line) SELECT * FROM (VALUES {values}) AS v WHERE (SELECT "
+                     f"count(*) FROM held) = {len(fenced)} RETURNING seq, run), r AS (INSERT "
+                     "INTO aios_runs (run, first_seq) SELECT run, min(seq) FROM e WHERE run "
+                     "IS NOT NULL GROUP BY run ON CONFLICT (run) DO NOTHING) "
+                     "SELECT count(*) FROM e")
+            args = [x for run in fenced for x in (run, self.fences[run])] + args
+        else:
+            values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(records))
+            query = (f"WITH e AS (INSERT INTO aios_events (seq, run, type, event_id, line) "
+                     f"VALUES {values} RETURNING seq, run) INSERT INTO aios_runs (run, "
+                     "first_seq) SELECT run, min(seq) FROM e WHERE run IS NOT NULL GROUP BY "
+                     "run ON CONFLICT (run) DO NOTHING")
         with self.errors():
             try:
-                self.conn.execute(query, args)
+                cursor = self.conn.execute(query, args)
             except psycopg.errors.UniqueViolation as exc:
                 if exc.diag.constraint_name == "aios_events_pkey":
                     raise SeqTaken(f"{self.where}: seq {records[0].seq} was taken by another "
                                    "appender meanwhile") from None
                 raise
+            inserted = cursor.fetchone()[0] if fenced else len(records)
+        if not inserted:
+            raise LeaseLost(
+                f"run {', '.join(fenced)}: another worker has taken this run over (this worker "
+                "left its lease unrenewed for longer than lease_timeout: it was stalled, paused "
+                "or cut off from the database); nothing was recorded, and this worker gives "
+                "the run up to the one that holds it now")
         self.last_seq = records[-1].seq
         self._known.update(r.run for r in records if r.run is not None)
         return records

@@ -122,11 +122,14 @@ class PgLease:
                              (store.owner, self.token, ttl, self.run_id))
                 self.held = True
         if self.held:
+            store.log.fences[self.run_id] = self.token  # appends for the run check it
             store.heartbeat.start()
         return self.held
 
     def release(self) -> None:
         if self.held:
+            if self.store.log.fences.get(self.run_id) == self.token:
+                del self.store.log.fences[self.run_id]
             with contextlib.suppress(StoreUnavailable), self.store.log.errors():
                 self.store.log.conn.execute("DELETE FROM aios_leases WHERE run = %s AND "
                                             "token = %s", (self.run_id, self.token))

@@ -7,6 +7,15 @@ the end, so enabling ``notify:`` does not replay the past). The narrow window be
 delivery and its record is covered by the adapters' own keys: the email adapter's ledger
 and ``Message-ID``, the http adapter's ``Idempotency-Key`` (the same on a retry).
 
+On a shared store (PostgreSQL, several ``serve`` workers, each with its own cursor) a
+notification is claimed before it is sent: a lease named ``notify:CHANNEL KEY`` in the store,
+held by one worker at a time and renewed by its heartbeat. The holder reads the log again
+under the claim (another worker may have recorded it meanwhile), sends, and records
+``NotificationSent`` with a guard (never a second record). A worker that dies between
+sending and recording loses its claim after ``lease_timeout`` and another sends it again,
+with the same delivery id (``Idempotency-Key``, ``Message-ID``): at least once, recorded
+once (docs/decisions.md).
+
 A transient failure is tried again each round, up to :data:`MAX_ATTEMPTS`; then, or on a
 permanent failure, ``NotificationFailed`` is recorded with the (masked) reason and ``serve``
 says it. Notifications never hold up runs: they are sent from their own task.
@@ -24,7 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 import trio
 from aiosrun.adapters.base import CallContext, PermanentError, resolve_secrets
 from aiosrun.runtime.log.eventlog import NewEvent, Record
-from aiosrun.runtime.log.store import Tail
+from aiosrun.runtime.log.store import RunLease, Tail
 from aiosrun.runtime.workspace import Workspace
 
 from .channels import Channel, channels_of
@@ -88,16 +97,19 @@ class Notifier:
             return
         if self.tail is None:
             self._open()
-        assert self.tail is not None
-        while records := self.tail.poll():
-            for record in records:
-                self._read(record)
-                self.read_until = record.seq
+        self._catch_up()
         self._budget()
         for key, (_seq, note) in sorted(self.pending.items(), key=lambda kv: kv[1][0]):
             await self._deliver(key, note)
         settled = [seq for seq, _ in self.pending.values() if seq > 0]
         self._save(min(settled) - 1 if settled else self.read_until)
+
+    def _catch_up(self) -> None:
+        assert self.tail is not None
+        while records := self.tail.poll():
+            for record in records:
+                self._read(record)
+                self.read_until = record.seq
 
     def _read(self, record: Record) -> None:
         if record.type in ("NotificationSent", "NotificationFailed"):
@@ -162,6 +174,31 @@ class Notifier:
         if not self._still_relevant(note):
             self.pending.pop(key, None)
             return
+        claim = self._claim(key)
+        if claim is False:
+            return  # another worker is sending it: still pending here, looked at next round
+        try:
+            await self._attempt(key, channel, note)
+        finally:
+            if claim is not True:
+                claim.release()
+
+    def _claim(self, key: str) -> RunLease | bool:
+        """On a shared store: the claim on ``key`` (False when another worker holds it or
+        has recorded it meanwhile); True where one ``serve`` is all there is."""
+        if not self.ws.store.shared:
+            return True
+        claim = self.ws.store.lease(f"notify:{key}")
+        if not claim.try_acquire():
+            claim.close()
+            return False
+        self._catch_up()  # what the previous holder recorded before it let the claim go
+        if key in self.sent:
+            claim.release()
+            return False
+        return claim
+
+    async def _attempt(self, key: str, channel: Channel, note: Notification) -> None:
         try:
             with trio.fail_after(SEND_TIMEOUT):
                 await self._send(channel, note, key)
@@ -169,21 +206,34 @@ class Notifier:
             reason = self.ws.masker.text(f"{type(exc).__name__}: {exc}" if not isinstance(
                 exc, PermanentError) else str(exc))
             tries = self.attempts[key] = self.attempts.get(key, 0) + 1
-            if isinstance(exc, PermanentError) or tries >= MAX_ATTEMPTS:
-                self._record("NotificationFailed", channel, note, error=reason,
-                             attempts=tries)
+            given_up = isinstance(exc, PermanentError) or tries >= MAX_ATTEMPTS
+            if given_up and self._record("NotificationFailed", channel, note, error=reason,
+                                         attempts=tries):
                 self.say(f"notification {note.key} to {channel.id} failed: {reason}")
             return
         self._record("NotificationSent", channel, note)
 
-    def _record(self, kind: str, channel: Channel, note: Notification, **extra: Any) -> None:
+    def _record(self, kind: str, channel: Channel, note: Notification, **extra: Any) -> bool:
+        """Record the outcome; on a shared store only when no worker has recorded one for
+        ``key`` yet (one whose claim lapsed while it sent, say). Whether it recorded."""
         key = f"{channel.id} {note.key}"
-        self.ws.log.append(NewEvent(kind, self.ws.masker.data({
+        event = NewEvent(kind, self.ws.masker.data({
             "channel": channel.id, "key": note.key, "trigger": note.trigger, "run": note.run,
-            "title": note.title, **extra})))
+            "title": note.title, **extra}))
+
+        def unrecorded() -> bool:
+            self._catch_up()
+            return key not in self.sent
+
+        if self.ws.store.shared:
+            recorded = bool(self.ws.log.append_many([event], guard=unrecorded))
+        else:
+            self.ws.log.append(event)
+            recorded = True
         self.ws.log.sync()
         self.sent.add(key)
         self.pending.pop(key, None)
+        return recorded
 
     async def _send(self, channel: Channel, note: Notification, key: str) -> None:
         mask = self.ws.masker.text

@@ -1,16 +1,21 @@
 """End-to-end tests run the installed ``aiosrun`` console script in a subprocess, as a user
-would."""
+would. Those that take the ``store`` fixture (tests/conftest.py) run once on each store;
+the helpers below read what they check from either."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiosrun.runtime.log.eventlog import Record
 
 Runner = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -30,3 +35,85 @@ def aiosrun(tmp_path: Path) -> Runner:
                               capture_output=True, text=True, input=input, timeout=60)
 
     return run
+
+
+# ---- either store: what a test reads beside the CLI -------------------------------------
+
+def store_url(root: Path) -> str | None:
+    """The PostgreSQL URL of the workspace's ``aios.yaml``, None on the JSONL store."""
+    text = (root / "aios.yaml").read_text()
+    return text.split('url: "', 1)[1].split('"', 1)[0] if 'url: "' in text else None
+
+
+def log_records(root: Path) -> list[Record]:
+    """Every record of the workspace's log, verified, from whichever store it names."""
+    from aiosrun.runtime.workspace import Workspace
+
+    ws = Workspace(root)
+    try:
+        return list(ws.log.read())
+    finally:
+        ws.close()
+
+
+def log_holds(root: Path, text: str) -> bool:
+    """Whether some record of the log contains ``text`` (cheap enough to poll)."""
+    url = store_url(root)
+    if url is None:
+        return any(text in p.read_text(errors="replace")
+                   for p in (root / ".aios" / "log").glob("*.jsonl"))
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        try:
+            return conn.execute("SELECT 1 FROM aios_events WHERE strpos(line, %s) > 0 "
+                                "LIMIT 1", (text,)).fetchone() is not None
+        except psycopg.errors.UndefinedTable:
+            return False
+
+
+def journal_entries(root: Path, name: str) -> list[dict[str, Any]]:
+    """An adapter's effects ledger (``billing/ledger``): a file of ``.aios/`` on the JSONL
+    store, rows of ``aios_journal`` on PostgreSQL."""
+    url = store_url(root)
+    if url is None:
+        path = root / ".aios" / f"{name}.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] \
+            if path.exists() else []
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        try:
+            rows = conn.execute("SELECT entry FROM aios_journal WHERE name = %s ORDER BY n",
+                                (name,)).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []
+    return [json.loads(row[0]) for row in rows]
+
+
+def once_the_lease_lapses(command: Callable[[], subprocess.CompletedProcess[str]]
+                          ) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` again while it says the run is another process's: on PostgreSQL a
+    killed process's lease row lasts until ``lease_timeout``; a JSONL lock ends with it."""
+    for _ in range(100):
+        done = command()
+        if "being executed by another process" not in done.stdout + done.stderr:
+            return done
+        time.sleep(0.2)
+    raise AssertionError("the killed process's lease never lapsed")
+
+
+def wait_until_leases_lapse(root: Path) -> None:
+    """On PostgreSQL, until no lease row is alive (a killed process's lasts until its
+    ``lease_timeout``); at once on the JSONL store, whose locks die with their process."""
+    url = store_url(root)
+    if url is None:
+        return
+    import psycopg
+
+    deadline = time.monotonic() + 60
+    with psycopg.connect(url, autocommit=True) as conn:
+        while conn.execute("SELECT 1 FROM aios_leases WHERE expires_at > now() "
+                           "LIMIT 1").fetchone() is not None:
+            assert time.monotonic() < deadline, "a lease never lapsed"
+            time.sleep(0.1)

@@ -126,12 +126,13 @@ def test_an_emit_step_triggers_another_playbook(aiosrun: Runner, tmp_path: Path)
     assert f"ev{seq}-onboard" in {r["id"] for r in runs(aiosrun)}
 
 
-def test_a_crash_between_event_and_run_starts_it_once(aiosrun: Runner, tmp_path: Path) -> None:
+def test_a_crash_between_event_and_run_starts_it_once(aiosrun: Runner, tmp_path: Path,
+                                                      store: str) -> None:
     from aiosrun.runtime.coordinator.dispatch import emit
     from aiosrun.runtime.coordinator.runs import start_or_load
     from aiosrun.runtime.workspace import Workspace
 
-    workspace(tmp_path, onboard=ONBOARD)
+    workspace(tmp_path, store, onboard=ONBOARD)
     aiosrun("apply")
     with Workspace(tmp_path) as ws:  # what a killed process leaves: event, run started
         record = emit(ws, "customer.signed_up", json.loads(SIGNUP), {"test": True})

@@ -34,8 +34,9 @@ def run_json(aiosrun: Runner, *args: str, env: dict[str, str] | None = None) -> 
     return done.returncode, json.loads(done.stdout)
 
 
-def test_gate_waits_durably_and_approve_continues(aiosrun: Runner, tmp_path: Path) -> None:
-    workspace(tmp_path, gated=GATED)
+def test_gate_waits_durably_and_approve_continues(aiosrun: Runner, tmp_path: Path,
+                                                  store: str) -> None:
+    workspace(tmp_path, store, gated=GATED)
     aiosrun("apply")
     code, run = run_json(aiosrun, "run", "gated")
     assert code == 3 and run["status"] == "waiting"
@@ -56,8 +57,9 @@ def test_gate_waits_durably_and_approve_continues(aiosrun: Runner, tmp_path: Pat
     assert "nothing waits" in aiosrun("inbox").stdout
 
 
-def test_reject_compensates(aiosrun: Runner, tmp_path: Path) -> None:
-    workspace(tmp_path, gated=GATED)
+def test_reject_compensates(aiosrun: Runner, tmp_path: Path,
+                            store: str) -> None:
+    workspace(tmp_path, store, gated=GATED)
     aiosrun("apply")
     _, run = run_json(aiosrun, "run", "gated")
     assert (tmp_path / "invoice.txt").exists()
@@ -139,8 +141,9 @@ def flaky(times: int, error: str = "transient") -> str:
     return FLAKY.replace("TIMES", str(times)).replace("ERROR", error)
 
 
-def test_escalation_lists_and_resolves(aiosrun: Runner, tmp_path: Path) -> None:
-    workspace(tmp_path, flaky=flaky(2))
+def test_escalation_lists_and_resolves(aiosrun: Runner, tmp_path: Path,
+                                       store: str) -> None:
+    workspace(tmp_path, store, flaky=flaky(2))
     aiosrun("apply")
     code, run = run_json(aiosrun, "run", "flaky")
     assert code == 3

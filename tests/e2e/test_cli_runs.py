@@ -13,7 +13,7 @@ from aiosrun.runtime.log.eventlog import EventLog
 
 from tests.support.leases import lease_held
 
-from .conftest import Runner, _aiosrun_command
+from .conftest import Runner, _aiosrun_command, once_the_lease_lapses, wait_until_leases_lapse
 
 HELLO = """apiVersion: aiosrun/v1
 kind: Playbook
@@ -34,8 +34,9 @@ outputs:
 """
 
 
-def workspace(root: Path, **playbooks: str) -> Path:
-    (root / "aios.yaml").write_text("apiVersion: aiosrun/v1\nkind: Workspace\n")
+def workspace(root: Path, store: str = "", **playbooks: str) -> Path:
+    """A workspace with ``playbooks``; ``store``: its ``store:`` line (none: JSONL)."""
+    (root / "aios.yaml").write_text("apiVersion: aiosrun/v1\nkind: Workspace\n" + store)
     (root / "playbooks").mkdir(exist_ok=True)
     for name, text in playbooks.items():
         (root / "playbooks" / f"{name}.yaml").write_text(text)
@@ -87,8 +88,9 @@ def test_apply_records_the_git_commit(aiosrun: Runner, tmp_path: Path) -> None:
     assert records(tmp_path)[0]["data"]["commit"] == head  # type: ignore[index]
 
 
-def test_run_with_inputs_and_json_output(aiosrun: Runner, tmp_path: Path) -> None:
-    workspace(tmp_path, hello=HELLO)
+def test_run_with_inputs_and_json_output(aiosrun: Runner, tmp_path: Path,
+                                         store: str) -> None:
+    workspace(tmp_path, store, hello=HELLO)
     aiosrun("apply")
     (tmp_path / "in.yaml").write_text("who: Ada\n")
     done = aiosrun("run", "hello", "--inputs", "in.yaml", "-i", "times=0", "--format", "json")
@@ -111,8 +113,9 @@ def test_run_a_file_without_apply(aiosrun: Runner, tmp_path: Path) -> None:
     assert "succeeded" in done.stdout
 
 
-def test_failed_run_exits_1_and_compensates(aiosrun: Runner, tmp_path: Path) -> None:
-    workspace(tmp_path, hello=HELLO.replace("uses: debug.sleep\n    with: {seconds: "
+def test_failed_run_exits_1_and_compensates(aiosrun: Runner, tmp_path: Path,
+                                            store: str) -> None:
+    workspace(tmp_path, store, hello=HELLO.replace("uses: debug.sleep\n    with: {seconds: "
                                             "\"${{ inputs.times }}\"}",
                                             "uses: debug.fail\n    with: {times: 1, "
                                             "error: permanent}"))
@@ -127,8 +130,7 @@ def start_and_kill(root: Path, *args: str, after: float, until: Path | None = No
     process = subprocess.Popen([*_aiosrun_command(), "--workspace", str(root), *args],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
-    while not lease_held(root) or (
-            until is not None and not until.exists()):
+    while not until.exists() if until is not None else not lease_held(root):
         assert time.monotonic() < deadline
         time.sleep(0.01)
     time.sleep(after)
@@ -136,16 +138,16 @@ def start_and_kill(root: Path, *args: str, after: float, until: Path | None = No
     process.wait()
 
 
-def test_a_run_keeps_its_version_when_the_playbook_changes(aiosrun: Runner,
-                                                           tmp_path: Path) -> None:
-    workspace(tmp_path, hello=HELLO)
+def test_a_run_keeps_its_version_when_the_playbook_changes(aiosrun: Runner, tmp_path: Path,
+                                                           store: str) -> None:
+    workspace(tmp_path, store, hello=HELLO)
     aiosrun("apply")
     start_and_kill(tmp_path, "run", "hello", "-i", "who=Di", "-i", "times=2", after=0.2,
                    until=tmp_path / "greetings.txt")
     (tmp_path / "playbooks" / "hello.yaml").write_text(HELLO.replace("hello ${{", "bye ${{"))
     assert aiosrun("apply").returncode == 0
     (run_id,) = [r["id"] for r in json.loads(aiosrun("runs", "--format", "json").stdout)]
-    done = aiosrun("resume", run_id)
+    done = once_the_lease_lapses(lambda: aiosrun("resume", run_id))
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "greetings.txt").read_text() == "hello Di x2\n"
 
@@ -172,12 +174,14 @@ def test_status_timeline_and_replay(aiosrun: Runner, tmp_path: Path) -> None:
     assert aiosrun("status", "nope").returncode == 1
 
 
-def test_cancel_compensates_an_unfinished_run(aiosrun: Runner, tmp_path: Path) -> None:
-    workspace(tmp_path, hello=HELLO)
+def test_cancel_compensates_an_unfinished_run(aiosrun: Runner, tmp_path: Path,
+                                              store: str) -> None:
+    workspace(tmp_path, store, hello=HELLO)
     aiosrun("apply")
     start_and_kill(tmp_path, "run", "hello", "-i", "who=Fi", "-i", "times=30", after=0.5,
                    until=tmp_path / "greetings.txt")
     (run_id,) = [r["id"] for r in json.loads(aiosrun("runs", "--format", "json").stdout)]
+    wait_until_leases_lapse(tmp_path)  # before: a live lease means "cancel requested"
     done = aiosrun("cancel", run_id)
     assert done.returncode == 0, done.stderr
     assert f"run {run_id}: cancelled" in done.stdout

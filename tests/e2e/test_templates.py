@@ -16,9 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosrun.runtime.log.eventlog import EventLog
 
-from .conftest import Runner, _aiosrun_command
+from .conftest import (
+    Runner,
+    _aiosrun_command,
+    journal_entries,
+    log_holds,
+    log_records,
+    once_the_lease_lapses,
+)
 
 ONBOARD = ("run", "customer-onboarding", "--inputs", "examples/customer-onboarding.yaml",
            "--format", "json")
@@ -28,19 +34,32 @@ RECONCILE = ("run", "billing-reconciliation", "--inputs",
              "examples/billing-reconciliation.yaml", "--format", "json")
 
 
-@pytest.fixture
-def ws(aiosrun: Runner, tmp_path: Path) -> Path:
+def init_workspace(aiosrun: Runner, tmp_path: Path, store: str = "") -> Path:
     created = aiosrun("init", "ws", "--no-git")
     assert created.returncode == 0, created.stderr
     root = tmp_path / "ws"
+    if store:
+        with (root / "aios.yaml").open("a") as settings:
+            settings.write(store)
     applied = aiosrun("apply", cwd=root)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     return root
 
 
+@pytest.fixture
+def ws(aiosrun: Runner, tmp_path: Path) -> Path:
+    """A new workspace from ``aiosrun init`` on the JSONL store."""
+    return init_workspace(aiosrun, tmp_path)
+
+
+@pytest.fixture
+def either(aiosrun: Runner, tmp_path: Path, store: str) -> Path:
+    """The same on each store (the ``store`` fixture)."""
+    return init_workspace(aiosrun, tmp_path, store)
+
+
 def ledger(root: Path) -> list[dict[str, Any]]:
-    path = root / ".aios" / "billing" / "ledger.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return journal_entries(root, "billing/ledger")
 
 
 def outbox(root: Path) -> list[Path]:
@@ -118,7 +137,8 @@ def test_onboarding_runs_to_its_gate_then_to_the_end(aiosrun: Runner, ws: Path) 
     assert "Ada Lovelace" in json.loads(found.stdout)[0]["text"]
 
 
-def test_a_rejected_approval_voids_the_invoice(aiosrun: Runner, ws: Path) -> None:
+def test_a_rejected_approval_voids_the_invoice(aiosrun: Runner, either: Path) -> None:
+    ws = either
     settings = (ws / "aios.yaml").read_text().replace(
         "require_approval: []", "require_approval: [email.send]")
     (ws / "aios.yaml").write_text(settings)
@@ -207,10 +227,8 @@ def _kill_when(root: Path, args: tuple[str, ...], marker: str, delay: float) -> 
     process = subprocess.Popen([*_aiosrun_command(), *args], cwd=root,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
-    log = root / ".aios" / "log"
     while time.monotonic() < deadline and process.poll() is None:
-        text = "".join(p.read_text(errors="replace") for p in log.glob("*.jsonl"))
-        if marker in text:
+        if log_holds(root, marker):
             break
         time.sleep(0.002)
     time.sleep(delay)
@@ -220,20 +238,30 @@ def _kill_when(root: Path, args: tuple[str, ...], marker: str, delay: float) -> 
 
 
 def _resume(aiosrun: Runner, root: Path, run_id: str) -> dict[str, Any]:
-    done = aiosrun("resume", run_id, "--format", "json", cwd=root)
+    done = once_the_lease_lapses(lambda: aiosrun("resume", run_id, "--format", "json",
+                                                 cwd=root))
     assert done.returncode in (0, 3), done.stderr
     return run_object(done)
 
 
 def _no_gap(root: Path) -> None:
-    with EventLog(root / ".aios" / "log").open() as log:
-        seqs = [record.seq for record in log.read()]
+    seqs = [record.seq for record in log_records(root)]
     assert seqs == list(range(1, len(seqs) + 1))
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.004, 0.012, 0.03])
 def test_onboarding_killed_after_the_approval_then_resumed(aiosrun: Runner, ws: Path,
                                                            delay: float) -> None:
+    onboarding_killed_after_the_approval(aiosrun, ws, delay)
+
+
+def test_onboarding_killed_after_the_approval_on_either_store(aiosrun: Runner,
+                                                              either: Path) -> None:
+    """One kill point of the four above on each store (the crash suite covers more)."""
+    onboarding_killed_after_the_approval(aiosrun, either, 0.012)
+
+
+def onboarding_killed_after_the_approval(aiosrun: Runner, ws: Path, delay: float) -> None:
     run_id = run_object(aiosrun(*ONBOARD, cwd=ws))["id"]
     _kill_when(ws, ("approve", run_id), '"GateDecided"', delay)
     # the approval is in the log; the kill may land before, in or after the effects

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from aiosrun.dsl.errors import AiosrunError
-from aiosrun.runtime.log.eventlog import LogCorrupted, LogError, NewEvent
+from aiosrun.runtime.log.eventlog import LeaseLost, LogCorrupted, LogError, NewEvent
 from aiosrun.runtime.log.pglog import StoreUnavailable
 from aiosrun.runtime.log.postgres import PostgresStore, public_url
 from aiosrun.runtime.log.projections import RunState
@@ -130,6 +130,36 @@ def test_a_lease_is_exclusive_renewed_and_taken_over_once_it_expires(postgres_ur
         again = first.lease("r1")
         assert again.try_acquire()
         again.release()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_lease_taken_over_fences_the_old_holders_appends(postgres_url: str) -> None:
+    """The appending statement checks the lease row's token: once another worker holds the
+    run, the old holder appends nothing for it (other runs' records still go through)."""
+    first = PostgresStore(postgres_url, None, lease_seconds=30.0)
+    second = PostgresStore(postgres_url, None, lease_seconds=30.0)
+    try:
+        held = first.lease("r1")
+        assert held.try_acquire()
+        first.log.append(NewEvent("StepStarted", {"path": "a"}, run="r1"))
+        with psycopg.connect(postgres_url, autocommit=True) as conn:  # as if it stalled
+            conn.execute("UPDATE aios_leases SET expires_at = now() - interval '1 second'")
+        taker = second.lease("r1")
+        assert taker.try_acquire()
+        with pytest.raises(LeaseLost, match="another worker has taken this run over"):
+            first.log.append(NewEvent("StepSucceeded", {"path": "a"}, run="r1"))
+        with pytest.raises(LeaseLost):
+            first.log.append_many([NewEvent("StepSucceeded", {"path": "a"}, run="r1")],
+                                  guard=lambda: True)
+        first.log.append(NewEvent("RunStarted", {"playbook": "p"}, run="r2"))
+        second.log.append(NewEvent("StepStarted", {"path": "a"}, run="r1"))
+        assert [(r.seq, r.type, r.run) for r in second.log.read()] == [
+            (1, "StepStarted", "r1"), (2, "RunStarted", "r2"), (3, "StepStarted", "r1")]
+        held.release()
+        taker.release()
+        first.log.append(NewEvent("RunFailed", {}, run="r1"))  # no lease: not fenced
     finally:
         first.close()
         second.close()

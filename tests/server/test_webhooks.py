@@ -21,6 +21,7 @@ from .conftest import (
     GITHUB_SECRET,
     PLAIN_SECRET,
     STRIPE_SECRET,
+    WORKSPACE,
     Server,
     free_port,
     make_workspace,
@@ -169,11 +170,12 @@ def test_an_event_expression_that_gives_no_event_name_is_422(server: Server) -> 
 
 
 @pytest.mark.parametrize("seconds", [0.05])
-def test_kill_9_after_the_2xx_loses_nothing_and_runs_once(tmp_path: Path,
-                                                          seconds: float) -> None:
-    """The 2xx comes after the event is fsynced: serve killed with SIGKILL right after it
-    (the triggered run mid-way), then restarted, has the event and runs it exactly once."""
-    root = make_workspace(tmp_path / "shop")
+def test_kill_9_after_the_2xx_loses_nothing_and_runs_once(tmp_path: Path, seconds: float,
+                                                          store: str) -> None:
+    """The 2xx comes after the event is durable: serve killed with SIGKILL right after it
+    (the triggered run mid-way), then restarted, has the event and runs it exactly once
+    (on PostgreSQL once the killed serve's lease on the run has lapsed)."""
+    root = make_workspace(tmp_path / "shop", WORKSPACE + store)
     server = Server(root, free_port()).start()
     body = json.dumps({"email": "durable@example.com"}).encode()
     headers = standard(body, "msg_durable")

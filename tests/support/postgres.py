@@ -2,8 +2,10 @@
 
 Debian's ``postgresql`` package (``.ci/run`` installs it when missing): ``initdb`` a fresh
 cluster with trust authentication, ``pg_ctl start`` it on a free port of 127.0.0.1 with its
-socket in the cluster folder, and remove it all afterwards. ``initdb`` and ``pg_ctl`` refuse
-to run as root, so as root they run as the ``postgres`` user on a folder it owns.
+socket in the cluster folder, and remove it all afterwards. Each pytest process (each
+``pytest -n`` worker) starts its own, in a folder and on a port of its own. ``initdb`` and
+``pg_ctl`` refuse to run as root, so as root they run as the ``postgres`` user on a folder it
+owns.
 """
 
 from __future__ import annotations
@@ -66,12 +68,19 @@ class PostgresServer:
             shutil.chown(self.folder, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres",
                   "--no-sync", "-E", "UTF8")
-        options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
-                   "-c max_connections=200")
-        if not self.durable:
-            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "server.log"),
-                  "-o", options, "-w", "-t", "60", "start")
+        for attempt in range(3):  # the free port may be taken meanwhile (pytest -n 2)
+            options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
+                       "-c max_connections=200")
+            if not self.durable:
+                options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            try:
+                self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "server.log"),
+                          "-o", options, "-w", "-t", "60", "start")
+                return self
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+                self.port = free_port()
         return self
 
     @property

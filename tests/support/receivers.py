@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -34,6 +35,7 @@ class _Http(ThreadingHTTPServer):
     request_queue_size = 64
     posts: list[Posted]
     failures_left: int
+    holding: threading.Event | None  # the next POST is answered once this is set
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -45,18 +47,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        posted = Posted(self.path, {k.lower(): v for k, v in self.headers.items()},
+                        json.loads(raw or b"null"))
+        hold, self.server.holding = self.server.holding, None
         status = 200
-        if self.server.failures_left > 0:
+        if hold is not None:  # recorded on arrival, answered late (its sender may be dead)
+            self.server.posts.append(posted)
+            hold.wait(60)
+        elif self.server.failures_left > 0:
             self.server.failures_left -= 1
             status = 503
         else:
-            self.server.posts.append(Posted(self.path, {k.lower(): v for k, v in
-                                                        self.headers.items()},
-                                            json.loads(raw or b"null")))
-        self.send_response(status)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"{}")
+            self.server.posts.append(posted)
+        with contextlib.suppress(OSError):
+            self.send_response(status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
 
 
 @dataclass
@@ -71,11 +78,17 @@ class HttpReceiver:
     def fail_next(self, times: int) -> None:
         self.server.failures_left = times
 
+    def hold_next(self) -> threading.Event:
+        """Record the next POST when it arrives but answer it only once the returned event
+        is set (to kill its sender between sending and recording)."""
+        self.server.holding = threading.Event()
+        return self.server.holding
+
 
 @contextmanager
 def http_receiver() -> Iterator[HttpReceiver]:
     server = _Http(("127.0.0.1", 0), _Handler)
-    server.posts, server.failures_left = [], 0
+    server.posts, server.failures_left, server.holding = [], 0, None
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
