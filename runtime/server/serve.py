@@ -8,6 +8,7 @@ both: runs stop at their next step, streams end, the listener closes.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, cast
@@ -45,6 +46,7 @@ async def serve_http(engine: Engine, config: ServerConfig, say: Callable[[str], 
     hyper.graceful_timeout = GRACEFUL_SECONDS
     hyper.accesslog = None
     hyper.errorlog = None
+    gc.freeze()  # what start-up built lives as long as the server: no collection walks it
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(partial(serve, cast(ASGIFramework, app), hyper,
                                             shutdown_trigger=engine.stop_requested.wait))

@@ -97,7 +97,7 @@ def once_the_lease_lapses(command: Callable[[], subprocess.CompletedProcess[str]
     killed process's lease row lasts until ``lease_timeout``; a JSONL lock ends with it."""
     for _ in range(100):
         done = command()
-        if "being executed by another process" not in done.stdout + done.stderr:
+        if "being executed by another" not in done.stdout + done.stderr:
             return done
         time.sleep(0.2)
     raise AssertionError("the killed process's lease never lapsed")
