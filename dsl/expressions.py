@@ -1,9 +1,10 @@
 """Parse and evaluate ``${{ }}`` expressions with GitHub Actions' semantics.
 
 Pipeline: :func:`lexer.tokenize` -> lark LALR parse (``expressions.lark``) -> depth check ->
-AST (frozen dataclasses) -> a tree of closures. Parsed expressions are cached by text and the
-names they may use. Evaluation never calls ``eval`` and never touches attributes of Python
-objects: it reads dictionaries and lists through :mod:`values` and nothing else.
+AST (:mod:`expression_nodes`) -> a tree of closures (:mod:`evaluator`). Parsed expressions are
+cached by text and the names they may use. Evaluation never calls ``eval`` and never touches
+attributes of Python objects: it reads dictionaries and lists, through :mod:`values` or with
+``dict.get``, and nothing else.
 
 Public entry point: :func:`evaluate`. Static tools (``aiosrun validate``) use :func:`parse`
 and walk the AST.
