@@ -149,11 +149,12 @@ def resume_time(events: int = 100_000) -> None:
         warm = ws.run_state(state.id)
         snapshot = next((Path(tmp) / ".aios" / "snapshots").rglob(f"{state.id}.json"))
         read_floor = min(_timed(snapshot.read_bytes) for _ in range(3))
+        size = snapshot.stat().st_size
         assert len(warm.steps) == steps + 1 and fold_run(state.id, []).id == state.id
     print(f"state of a {events:,}-event run, no snapshot:  {without:>8.3f} s "
           f"(floor: json.loads of the log's {lines:,} lines {parse_floor:.3f} s)")
     print(f"state of a {events:,}-event run, snapshot:     {with_snapshot:>8.3f} s "
-          f"[target < 0.1 s] (floor: reading its {snapshot.stat().st_size / 1e6:.1f} MB "
+          f"[target < 0.1 s] (floor: reading its {size / 1e6:.1f} MB "
           f"{read_floor:.3f} s; saving it took {saving:.3f} s)")
 
 
