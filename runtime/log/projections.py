@@ -49,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import operator
 import os
 import zlib
 from collections.abc import Iterable
@@ -483,11 +484,15 @@ def _run_body(state: RunState) -> str | None:
     head = {k: value for k, value in vars(state).items() if k != "steps"}
     head["steps"] = len(steps)
     lines = [json.dumps(head, ensure_ascii=False, default=vars)]
+    encode, fields_of = _ROW_ENCODER.encode, _STEP_VALUES
     for step in steps.values():
         row = step.__dict__.get("_row")
-        lines.append(row if row is not None else json.dumps(
-            [getattr(step, name) for name in _STEP_FIELDS], ensure_ascii=False))
+        lines.append(row if row is not None else encode(fields_of(step)))
     return "\n".join(lines)
+
+
+_ROW_ENCODER = json.JSONEncoder(ensure_ascii=False)  # json.dumps() makes one per call
+_STEP_VALUES = operator.attrgetter(*_STEP_FIELDS)
 
 
 class _StoredStep(StepState):
