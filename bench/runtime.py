@@ -3,13 +3,19 @@
 - no-op steps per second in one run (target >= 5,000/s with group commit);
 - appends per second with `always` fsync, next to the raw fsync rate of this disk;
 - 100 concurrent runs of 10 steps;
-- resume time of a run with 100,000 events, with and without a snapshot (target < 1 s with);
+- the state of a run with 100,000 events, with and without a snapshot (target < 0.1 s with),
+  beside the floor of reading its records or its snapshot file;
+- the start of a run of a 20,000-step playbook (target < 0.5 s), in a freshly opened workspace
+  and in one that has started it before, beside the floor of parsing its recorded IR;
+- cached evaluations per second of a typical condition (target 150,000/s), beside the same
+  condition written as plain Python over the same dictionaries;
 - where LangGraph or Prefect can be imported, the same 200-step sequential flow in them.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import tempfile
 import time
@@ -126,15 +132,89 @@ def resume_time(events: int = 100_000) -> None:
         started = time.perf_counter()
         cold = ws.run_state(state.id)
         without = time.perf_counter() - started
+        started = time.perf_counter()
+        lines = 0
+        for segment in sorted((Path(tmp) / ".aios" / "log").glob("*.jsonl")):
+            with segment.open("rb") as stream:
+                for line in stream:
+                    json.loads(line)
+                    lines += 1
+        parse_floor = time.perf_counter() - started
+        started = time.perf_counter()
         ws.save_run_snapshot(cold)
+        saving = time.perf_counter() - started
         ws.log.append_many([NewEvent("StepStarted", {"path": "y", "id": "y", "attempt": 1,
                                                      "key": "k"}, run=state.id)])
-        started = time.perf_counter()
+        with_snapshot = min(_timed(lambda: ws.run_state(state.id)) for _ in range(3))
         warm = ws.run_state(state.id)
-        with_snapshot = time.perf_counter() - started
+        snapshot = next((Path(tmp) / ".aios" / "snapshots").rglob(f"{state.id}.json"))
+        read_floor = min(_timed(snapshot.read_bytes) for _ in range(3))
+        size = snapshot.stat().st_size
         assert len(warm.steps) == steps + 1 and fold_run(state.id, []).id == state.id
-    print(f"resume state of a {events:,}-event run:  {without:>10.3f} s without snapshot, "
-          f"{with_snapshot:.3f} s with one [target < 1 s]")
+    print(f"state of a {events:,}-event run, no snapshot:  {without:>8.3f} s "
+          f"(floor: json.loads of the log's {lines:,} lines {parse_floor:.3f} s)")
+    print(f"state of a {events:,}-event run, snapshot:     {with_snapshot:>8.3f} s "
+          f"[target < 0.1 s] (floor: reading its {size / 1e6:.1f} MB "
+          f"{read_floor:.3f} s; saving it took {saving:.3f} s)")
+
+
+def _timed(work: Any) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def run_start(steps: int = 20_000) -> None:
+    """The start of a run (``RunStarted`` and the runner ready) of a very long playbook: in a
+    workspace opened anew (its projection folded, the version decoded unless this process
+    decoded it before) and in one already open."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        with workspace(root) as ws:
+            apply(ws, "big", steps)
+        record = max((Path(tmp) / ".aios" / "log").glob("*.jsonl")).read_bytes()
+        floor = _timed(lambda: json.loads(max(record.split(b"\n"), key=len)))
+        timings = []
+        for _ in range(2):
+            with Workspace(root) as ws:
+                started = time.perf_counter()
+                playbook, state = start_or_load(ws, "big", {})
+                Runner(ws, playbook, state)
+                timings.append(time.perf_counter() - started)
+                open_ws = min(_timed(lambda ws=ws: Runner(ws, *start_or_load(ws, "big", {})))
+                              for _ in range(3))
+    print(f"run start, {steps:,}-step playbook, workspace opened anew: first {timings[0]:.3f} s,"
+          f" again {timings[1]:.3f} s; workspace open: {open_ws:.3f} s [target < 0.5 s] "
+          f"(floor: json.loads of its recorded IR {floor:.3f} s)")
+
+
+def expression_rate(seconds: float = 1.0) -> None:
+    from aiosrun.dsl.expressions import evaluate
+
+    condition = "steps.score.outputs.confidence >= 0.8 && inputs.customer.plan == 'pro'"
+    contexts: dict[str, Any] = {
+        "inputs": {"customer": {"email": "ada@example.com", "name": "Ada", "plan": "pro"}},
+        "steps": {"score": {"outputs": {"confidence": 0.91}, "outcome": "success"}},
+        "run": {"id": "r1"}, "vars": {}, "secrets": {}, "env": {}, "event": {},
+    }
+
+    def plain() -> bool:
+        c = contexts
+        return bool(c["steps"]["score"]["outputs"]["confidence"] >= 0.8
+                    and c["inputs"]["customer"]["plan"].upper() == "PRO")
+
+    assert evaluate(condition, contexts) is True and plain()
+    rates = []
+    for work in (lambda: evaluate(condition, contexts), plain):
+        count = 0
+        started = time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            for _ in range(500):
+                work()
+            count += 500
+        rates.append(count / (time.perf_counter() - started))
+    print(f"expressions, cached evaluations:         {rates[0]:>10,.0f} /s [target 150,000] "
+          f"(floor: the condition as plain Python {rates[1]:,.0f} /s)")
 
 
 def sequential_flow(steps: int = 200, repeat: int = 5) -> float:
@@ -203,10 +283,13 @@ def checkpointers() -> list[tuple[str, Any]]:
 
 
 def main() -> None:
+    print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
+    expression_rate()
+    run_start()
+    resume_time()
     noop_steps()
     fsync_rates()
     concurrent_runs()
-    resume_time()
     peers(sequential_flow())
 
 

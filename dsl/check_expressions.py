@@ -16,7 +16,8 @@ from typing import Any
 
 from .diagnostics import Diagnostic, Span, did_you_mean
 from .errors import ExpressionError
-from .expressions import Access, Context, Expression, Index, Literal, Prop, parse
+from .expression_nodes import Access, Context, Index, Literal, Prop
+from .expressions import Expression, parse
 from .loader import Document, JsonPath
 from .steps import iter_steps
 from .templates import TemplateSyntaxError, has_expression, locate, split_template

@@ -1,9 +1,10 @@
 """Parse and evaluate ``${{ }}`` expressions with GitHub Actions' semantics.
 
 Pipeline: :func:`lexer.tokenize` -> lark LALR parse (``expressions.lark``) -> depth check ->
-AST (frozen dataclasses) -> a tree of closures. Parsed expressions are cached by text and the
-names they may use. Evaluation never calls ``eval`` and never touches attributes of Python
-objects: it reads dictionaries and lists through :mod:`values` and nothing else.
+AST (:mod:`expression_nodes`) -> a tree of closures (:mod:`evaluator`). Parsed expressions are
+cached by text and the names they may use. Evaluation never calls ``eval`` and never touches
+attributes of Python objects: it reads dictionaries and lists, through :mod:`values` or with
+``dict.get``, and nothing else.
 
 Public entry point: :func:`evaluate`. Static tools (``aiosrun validate``) use :func:`parse`
 and walk the AST.
@@ -24,81 +25,30 @@ from lark.exceptions import UnexpectedToken
 from . import functions as fn
 from . import values as v
 from .errors import ExpressionError, ExpressionEvaluationError, ExpressionParsingError
-from .functions import Key as _Key
+from .evaluator import compile_fast
+from .expression_nodes import (
+    Access,
+    Call,
+    Chain,
+    Context,
+    Index,
+    Literal,
+    Logical,
+    Node,
+    Not,
+    Prop,
+    Scope,
+    Star,
+    children,
+)
 from .lexer import GitHubLexer, tokenize
 
 MAX_DEPTH = 50
 
 
-# ---- AST ----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Literal:
-    value: v.Value
-    position: int
-
-
-@dataclass(frozen=True)
-class Context:
-    name: str
-    position: int
-
-
-@dataclass(frozen=True)
-class Prop:
-    name: str
-    position: int
-
-
-@dataclass(frozen=True)
-class Index:
-    expr: Node
-
-
-@dataclass(frozen=True)
-class Star:
-    pass
-
-
-@dataclass(frozen=True)
-class Access:
-    base: Node
-    accessors: tuple[Prop | Index | Star, ...]
-
-
-@dataclass(frozen=True)
-class Not:
-    operand: Node
-
-
-@dataclass(frozen=True)
-class Logical:
-    op: str  # "&&" or "||"
-    operands: tuple[Node, ...]
-
-
-@dataclass(frozen=True)
-class Chain:
-    """``a < b <= c`` or ``a == b != c``: left-associative, evaluated without recursion."""
-
-    first: Node
-    rest: tuple[tuple[str, Node], ...]
-
-
-@dataclass(frozen=True)
-class Call:
-    name: str  # lower case
-    written: str
-    args: tuple[Node, ...]
-    position: int
-
-
-Node = Literal | Context | Access | Not | Logical | Chain | Call
-
-
 @dataclass(frozen=True)
 class Expression:
-    """A parsed expression: its text, its AST and the closure that evaluates it."""
+    """A parsed expression: its text, its AST and the function that evaluates it."""
 
     source: str
     ast: Node | None
@@ -110,21 +60,7 @@ class Expression:
         while stack:
             node = stack.pop()
             yield node
-            stack.extend(reversed(_children(node)))
-
-
-def _children(node: Node) -> list[Node]:
-    if isinstance(node, Access):
-        return [node.base, *(a.expr for a in node.accessors if isinstance(a, Index))]
-    if isinstance(node, Not):
-        return [node.operand]
-    if isinstance(node, Logical):
-        return list(node.operands)
-    if isinstance(node, Chain):
-        return [node.first, *(n for _, n in node.rest)]
-    if isinstance(node, Call):
-        return list(node.args)
-    return []
+            stack.extend(reversed(children(node)))
 
 
 # ---- parsing ------------------------------------------------------------------------------
@@ -169,7 +105,7 @@ def parse(text: str, contexts: frozenset[str],
         if node.name in fn.STATUS and node.name not in known:  # pragma: no cover
             continue
         fn.check_arity(known[node.name], node.written, len(node.args), text, node.position)
-    return Expression(text, ast, _compile(ast, text))
+    return Expression(text, ast, compile_fast(ast, text))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -189,7 +125,7 @@ def _calls(ast: Node) -> Iterator[Call]:
         node = stack.pop()
         if isinstance(node, Call):
             yield node
-        stack.extend(_children(node))
+        stack.extend(children(node))
 
 
 def _token_index(tokens: Sequence[Token], exc: UnexpectedToken) -> int:
@@ -356,167 +292,54 @@ class _AstBuilder(Transformer[Token, Built]):
 
 # ---- evaluation -----------------------------------------------------------------------------
 
-class Scope:
-    """What one evaluation reads: the contexts (by lower-case name), the functions given by the
-    caller (status functions), and the memory used so far."""
-
-    __slots__ = ("contexts", "functions", "memory", "text")
-
-    def __init__(self, contexts: Mapping[str, Any], text: str,
-                 functions: Mapping[str, Callable[[], v.Value]] | None = None) -> None:
-        self.contexts = {name.lower(): value for name, value in contexts.items()}
-        self.functions = functions or {}
-        self.memory = 0
-        self.text = text
-
-    def charge(self, size: int) -> None:
-        self.memory += size
-        if self.memory > fn.MAX_MEMORY_BYTES:
-            raise ExpressionEvaluationError("The maximum allowed memory size was exceeded",
-                                            self.text, 0, code="memory",
-                                            detail=f"over {fn.MAX_MEMORY_BYTES} bytes")
-
-
-Evaluator = Callable[[Scope], v.Value]
-
-
-def _compile(node: Node, text: str) -> Evaluator:
-    if isinstance(node, Literal):
-        value = node.value
-        return lambda scope: value
-    if isinstance(node, Context):
-        name = node.name
-        return lambda scope: v.wrap(scope.contexts.get(name))
-    if isinstance(node, Not):
-        operand = _compile(node.operand, text)
-        return lambda scope: not v.truthy(operand(scope))
-    if isinstance(node, Logical):
-        return _compile_logical(node, text)
-    if isinstance(node, Chain):
-        return _compile_chain(node, text)
-    if isinstance(node, Access):
-        return _compile_access(node, text)
-    return _compile_call(node, text)
-
-
-def _compile_logical(node: Logical, text: str) -> Evaluator:
-    operands = [_compile(n, text) for n in node.operands]
-    stop_when = node.op == "||"
-
-    def run(scope: Scope) -> v.Value:
-        result: v.Value = None
-        for operand in operands:
-            result = operand(scope)
-            if v.truthy(result) is stop_when:
-                break
-        return result
-
-    return run
-
-
-_COMPARE: dict[str, Callable[[v.Value, v.Value], bool]] = {
-    "==": v.equals,
-    "!=": lambda a, b: not v.equals(a, b),
-    "<": v.less,
-    ">": v.greater,
-    "<=": lambda a, b: v.equals(a, b) or v.less(a, b),
-    ">=": lambda a, b: v.equals(a, b) or v.greater(a, b),
-}
-
-
-def _compile_chain(node: Chain, text: str) -> Evaluator:
-    first = _compile(node.first, text)
-    rest = [(_COMPARE[op], _compile(n, text)) for op, n in node.rest]
-
-    def run(scope: Scope) -> v.Value:
-        left = first(scope)
-        for compare, operand in rest:
-            left = compare(left, operand(scope))
-        return left
-
-    return run
-
-
-def _compile_access(node: Access, text: str) -> Evaluator:
-    base = _compile(node.base, text)
-    steps = [_compile_accessor(accessor, text) for accessor in node.accessors]
-
-    def run(scope: Scope) -> v.Value:
-        value = base(scope)
-        for step in steps:
-            value = step(value, scope)
-        return value
-
-    return run
-
-
-def _compile_accessor(accessor: Prop | Index | Star,
-                      text: str) -> Callable[[v.Value, Scope], v.Value]:
-    if isinstance(accessor, Star):
-        return lambda value, scope: fn.access(value, None, scope)
-    if isinstance(accessor, Prop):
-        key = _Key.of(accessor.name)
-        name = accessor.name
-
-        def prop(value: v.Value, scope: Scope) -> v.Value:
-            if type(value) is v.Obj:  # the common case, without building a _Key
-                return value.get(name)
-            return fn.access(value, key, scope)
-
-        return prop
-    index = _compile(accessor.expr, text)
-    return lambda value, scope: fn.access(value, _Key.of(index(scope)), scope)
-
-
-def _compile_call(node: Call, text: str) -> Evaluator:
-    args = [_compile(a, text) for a in node.args]
-    name = node.name
-    if name in fn.STATUS:
-        def status(scope: Scope) -> v.Value:
-            provided = scope.functions.get(name)
-            if provided is None:
-                raise ExpressionEvaluationError(
-                    f"{node.written}() is only available in a step's if:", text, node.position,
-                    code="status-function")
-            return provided()
-
-        return status
-    impl = fn.BUILTINS[name].impl
-    position = node.position
-
-    def call(scope: Scope) -> v.Value:
-        try:
-            return impl(scope, [arg(scope) for arg in args])
-        except fn.FunctionFailed as exc:
-            raise ExpressionEvaluationError(str(exc), text, position, code=exc.code,
-                                            detail=exc.detail) from None
-
-    return call
-
-
 def evaluate(text: str, contexts: Mapping[str, Any],
              functions: Mapping[str, Callable[[], Any]] | None = None) -> Any:
     """Evaluate one expression (without ``${{ }}``) against ``contexts`` (name -> JSON-like
     value). Returns None, bool, int/float, str, list or dict. ``functions`` may supply the
     status functions (``success`` ...). Raises :class:`ExpressionError` subclasses only.
     """
-    return v.to_python(evaluate_value(text, contexts, functions))
+    value = evaluate_value(text, contexts, functions)
+    try:
+        return v.to_python(value)
+    except TypeError as exc:  # a container of the result holds something that is not JSON
+        raise ExpressionEvaluationError(f"Context data is not JSON: {exc}", text, 0,
+                                        code="not-json") from None
 
 
 def evaluate_value(text: str, contexts: Mapping[str, Any],
                    functions: Mapping[str, Callable[[], Any]] | None = None) -> v.Value:
     """Like :func:`evaluate`, but returns the expression model's value (for string coercion)."""
-    names = frozenset(name.lower() for name in contexts)
-    extra = frozenset(name.lower() for name in functions) if functions else frozenset()
-    expression = parse(text, names, extra)
+    key = (text, *contexts) if not functions else (text, *contexts, None, *functions)
+    entry = _ENTRIES.get(key)
+    if entry is None:
+        entry = _entry(text, contexts, functions)
+        if len(_ENTRIES) >= _MAX_ENTRIES:
+            _ENTRIES.clear()
+        _ENTRIES[key] = entry
+    run, lowered = entry
     provided = ({k.lower(): (lambda f=f: v.wrap(f())) for k, f in functions.items()}
                 if functions else None)
-    scope = Scope(contexts, text, provided)
     try:
-        return expression.run(scope)
+        return run(Scope(contexts, text, provided, lowered))
     except TypeError as exc:  # a context holds something that is not JSON data
         raise ExpressionEvaluationError(f"Context data is not JSON: {exc}", text, 0,
                                         code="not-json") from None
     except RecursionError:  # pragma: no cover - depth is bounded at parse time
         raise ExpressionEvaluationError("The expression nests too deeply", text, 0,
                                         code="too-deep") from None
+
+
+_MAX_ENTRIES = 4096
+_ENTRIES: dict[tuple[Any, ...], tuple[Callable[[Scope], v.Value], bool]] = {}
+"""(text, context names..., [None, function names...]) -> the parsed expression's function
+and whether those names are lower case already. A hit costs a tuple and one dictionary
+lookup, where :func:`parse`'s cache needs two frozensets built and hashed on every call."""
+
+
+def _entry(text: str, contexts: Mapping[str, Any],
+           functions: Mapping[str, Callable[[], Any]] | None
+           ) -> tuple[Callable[[Scope], v.Value], bool]:
+    names = frozenset(name.lower() for name in contexts)
+    extra = frozenset(name.lower() for name in functions) if functions else frozenset()
+    lowered = all(name == name.lower() for name in contexts)
+    return parse(text, names, extra).run, lowered

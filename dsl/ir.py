@@ -8,6 +8,7 @@ contexts of a run; pure JSON data (input schemas, output schemas) is frozen with
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -287,6 +288,13 @@ class Playbook:
     def walk(self) -> Iterator[Step]:
         """Every step, nested ones included, in document order."""
         yield from _walk(self.steps)
+
+    @functools.cached_property
+    def by_path(self) -> Mapping[str, Step]:
+        """Every step by its path, built once per decoded version rather than at every run
+        start (a derived index kept beside the fields: equality, hashing and the codec see
+        only the fields)."""
+        return {step.path: step for step in self.walk()}
 
 
 def _walk(steps: tuple[Step, ...]) -> Iterator[Step]:

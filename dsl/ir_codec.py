@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from . import ir
@@ -36,9 +39,17 @@ def encode(value: Any) -> Any:
     return value
 
 
+_FIELDS: dict[type, frozenset[str]] = {
+    cls: frozenset(f.name for f in dataclasses.fields(cls)) for cls in _CLASSES.values()
+}
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def decode(value: Any) -> Any:
     if isinstance(value, list):
-        return tuple(decode(v) for v in value)
+        if not value:
+            return ()
+        return tuple(x if type(x) in _PLAIN else decode(x) for x in value)
     if isinstance(value, dict):
         tag = value.get("$")
         if tag == "FrozenDict":
@@ -46,7 +57,14 @@ def decode(value: Any) -> Any:
         cls = _CLASSES.get(str(tag))
         if cls is None:
             raise ValueError(f"not an IR object: {tag!r}")
-        return cls(**{k: decode(v) for k, v in value.items() if k != "$"})
+        state = {k: x if type(x) in _PLAIN else decode(x) for k, x in value.items() if k != "$"}
+        if state.keys() == _FIELDS[cls]:
+            # Every field and nothing else: filled in as pickle does, skipping the frozen
+            # __init__'s object.__setattr__ per field (the IR classes have no __post_init__).
+            obj: Any = object.__new__(cls)
+            obj.__dict__.update(state)
+            return obj
+        return cls(**state)  # an older layout: the defaults of missing fields apply
     return value
 
 
@@ -64,3 +82,33 @@ def decode_playbook(value: Any) -> ir.Playbook:
     if not isinstance(playbook, ir.Playbook):
         raise ValueError("not a playbook")
     return playbook
+
+
+_DECODED: OrderedDict[tuple[str, str], ir.Playbook] = OrderedDict()
+_DECODED_MAX = 16  # versions kept decoded in this process (a 20,000-step one is ~100 MB)
+_DECODED_LOCK = threading.Lock()
+
+
+def cached_playbook(where: str, digest: str, encoded: Callable[[], Any]) -> ir.Playbook:
+    """The playbook version ``digest`` of the workspace at ``where``, decoded once per process:
+    every run start of a large playbook decoded it again from the log's JSON. The digest
+    names the content, the workspace the file names in its spans."""
+    key = (where, digest)
+    with _DECODED_LOCK:
+        playbook = _DECODED.get(key)
+        if playbook is not None:
+            _DECODED.move_to_end(key)
+            return playbook
+    playbook = decode_playbook(encoded())
+    with _DECODED_LOCK:
+        _DECODED[key] = playbook
+        while len(_DECODED) > _DECODED_MAX:
+            _DECODED.popitem(last=False)
+    return playbook
+
+
+def forget_decoded(where: str) -> None:
+    """Drop the decoded versions of a workspace (texts were erased from its log)."""
+    with _DECODED_LOCK:
+        for key in [key for key in _DECODED if key[0] == where]:
+            del _DECODED[key]

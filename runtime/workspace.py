@@ -172,8 +172,12 @@ class Workspace:
 
     def forgot(self) -> None:
         """Texts were erased from the log: the projection this process keeps is folded
-        again from it."""
+        again from it, and its playbooks are decoded again."""
+        from aiosrun.dsl.ir_codec import forget_decoded
+
         self._state = None
+        self._playbooks.clear()
+        forget_decoded(str(self.root))
 
     def _keeps_forgotten(self, state: Any) -> bool:
         """Whether a state held in memory still has a text this process erased (a run that
@@ -198,13 +202,14 @@ class Workspace:
 
     def playbook(self, digest: str, encoded: Any = None) -> Any:
         """The compiled playbook of a recorded version, decoded once per process."""
-        from aiosrun.dsl.ir_codec import decode_playbook
+        from aiosrun.dsl.ir_codec import cached_playbook
 
         cached = self._playbooks.get(digest)
         if cached is None:
-            if encoded is None:
-                encoded = self.workspace_state().versions[digest].ir
-            cached = self._playbooks[digest] = decode_playbook(encoded)
+            cached = self._playbooks[digest] = cached_playbook(
+                str(self.root), digest,
+                lambda: self.workspace_state().versions[digest].ir if encoded is None
+                else encoded)
         return cached
 
     def run_state(self, run_id: str, until_seq: int | None = None) -> Any:

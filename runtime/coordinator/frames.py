@@ -102,6 +102,8 @@ def child_run_id(run_id: str, path: str) -> str:
 
 def step_template(path: str) -> str:
     """``match[3]/record`` -> ``match/record``: the step in the playbook a path runs."""
+    if "[" not in path:  # every path of the playbook itself, and most paths of a run
+        return path
     out = []
     depth = 0
     for ch in path:

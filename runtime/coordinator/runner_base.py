@@ -21,7 +21,6 @@ from aiosrun.dsl.diagnostics import schema_message
 from aiosrun.dsl.render import render
 from aiosrun.runtime.coordinator.frames import (
     Frame,
-    step_template,
 )
 from aiosrun.runtime.coordinator.models import Models
 from aiosrun.runtime.log.eventlog import NewEvent, Record
@@ -41,7 +40,7 @@ class RunnerBase:
         self.on_record = on_record
         self.failed = any(s.status == "failed" and not s.continued
                           for s in state.steps.values())
-        self.steps_by_template = {step_template(s.path): s for s in playbook.walk()}
+        self.steps_by_template = playbook.by_path  # a playbook's paths are templates
         self._last_cancel_check = 0.0
         self.suspended = False
         self._run_error: dict[str, Any] | None = None  # a failure of the run's own outputs

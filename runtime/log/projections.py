@@ -47,11 +47,13 @@ Event types (past tense; ``run`` is set on run events):
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
+import operator
 import os
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -456,9 +458,73 @@ def save_snapshot(path: Path, state: RunState | WorkspaceState) -> None:
 
 
 def snapshot_text(state: RunState | WorkspaceState) -> str:
-    """A snapshot as stored (a file, a row): a checksum line, then the state as JSON."""
-    body = json.dumps(state, ensure_ascii=False, default=vars)  # asdict() copied it all first
+    """A snapshot as stored (a file, a row): a checksum line, then the state as JSON (a run's
+    steps on lines of their own after it, see :func:`_run_body`)."""
+    body = _run_body(state) if isinstance(state, RunState) else None
+    if body is None:
+        body = json.dumps(state, ensure_ascii=False, default=vars)  # asdict() copied it first
     return f"{_SNAPSHOT_HEADER}{zlib.crc32(body.encode('utf-8')):08x}\n{body}"
+
+
+_STEP_FIELDS = tuple(f.name for f in fields(StepState))
+
+
+def _run_body(state: RunState) -> str | None:
+    """The run without its steps as one JSON line (``"steps"`` holds their count), then one
+    line per step: the list of its fields, in the order of ``state.order`` (the order the
+    fold created them in). Loading reads the first line only and decodes a step when it is
+    used; a step still undecoded is written back as the line it was read from. None: the
+    steps are not in ``order``'s order (not a state the fold made), so plain JSON is used."""
+    steps = state.steps
+    if len(steps) != len(state.order) or list(steps) != state.order:
+        for step in steps.values():
+            if isinstance(step, _StoredStep):
+                step._decode()  # vars() would see its line, not its fields
+        return None
+    head = {k: value for k, value in vars(state).items() if k != "steps"}
+    head["steps"] = len(steps)
+    lines = [json.dumps(head, ensure_ascii=False, default=vars)]
+    encode, fields_of = _ROW_ENCODER.encode, _STEP_VALUES
+    for step in steps.values():
+        row = step.__dict__.get("_row")
+        lines.append(row if row is not None else encode(fields_of(step)))
+    return "\n".join(lines)
+
+
+_ROW_ENCODER = json.JSONEncoder(ensure_ascii=False)  # json.dumps() makes one per call
+_STEP_VALUES = operator.attrgetter(*_STEP_FIELDS)
+
+
+class _StoredStep(StepState):
+    """A step read from a run snapshot, its fields decoded from its line when first used: the
+    state of a run of 50,000 steps is read without building 50,000 steps (most commands and
+    a resume look at a few)."""
+
+    def __init__(self, row: str) -> None:  # not the dataclass's: the fields come later
+        self.__dict__["_row"] = row
+
+    def _decode(self) -> None:
+        row = self.__dict__.pop("_row", None)
+        if row is not None:
+            for name, value in zip(_STEP_FIELDS, json.loads(row), strict=True):
+                self.__dict__.setdefault(name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        if "_row" not in self.__dict__:
+            raise AttributeError(name)
+        self._decode()
+        return getattr(self, name)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StepState):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in _STEP_FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like StepState
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._decode()  # a changed step is written back from its fields, not its old line
+        super().__setattr__(name, value)
 
 
 def _snapshot_body(path: Path) -> Any:
@@ -480,7 +546,12 @@ def parse_snapshot(text: str, where: object) -> Any:
         valid = header.startswith(_SNAPSHOT_HEADER) and \
             int(crc, 16) == zlib.crc32(body.encode("utf-8"))
         if valid:
-            return json.loads(body)
+            head, rows, steps = body.partition("\n")
+            if not rows:
+                return json.loads(body)
+            raw = json.loads(head)
+            raw["steps"] = steps.split("\n")  # a run's steps, one line each (_run_body)
+            return raw
     except ValueError:
         pass
     raise SnapshotCorrupted(f"{where}: the snapshot does not match its checksum (edited or "
@@ -489,7 +560,16 @@ def parse_snapshot(text: str, where: object) -> Any:
 
 
 def load_run_snapshot(path: Path) -> RunState | None:
-    return run_snapshot(_snapshot_body(path))
+    """Read with the cyclic collector paused: the snapshot of a long run is a few hundred
+    thousand small acyclic objects, and the collections their allocation set off (each one
+    walking everything the process holds) cost more than the reading itself."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return run_snapshot(_snapshot_body(path))
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def run_snapshot(raw: Any) -> RunState | None:
@@ -497,7 +577,14 @@ def run_snapshot(raw: Any) -> RunState | None:
     if raw is None:
         return None
     try:
-        steps = {p: StepState(**s) for p, s in raw.pop("steps").items()}
+        stored = raw.pop("steps")
+        if isinstance(stored, dict):  # the layout before steps had lines of their own
+            steps = {p: StepState(**s) for p, s in stored.items()}
+        else:
+            rows = stored if isinstance(stored, list) else []
+            if len(rows) != len(raw["order"]) or (isinstance(stored, int) and stored):
+                return None
+            steps = dict(zip(raw["order"], map(_StoredStep, rows), strict=True))
         gates = {g: GateState(**s) for g, s in raw.pop("gates", {}).items()}
         escalations = {e: EscalationState(**s) for e, s in raw.pop("escalations", {}).items()}
         waits = {w: WaitState(**s) for w, s in raw.pop("waits", {}).items()}
