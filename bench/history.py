@@ -100,6 +100,7 @@ def grow(root: Path, records: int) -> None:
     filed = {(run, segments[0].name) for run in runs}
     index += [sign(f"{row['run']} {segments[0].name} {row['seq']}") for row in rows
               if row.get("run") and row is runs[row["run"]][0]]
+    sealed: list[tuple[Path, int, int]] = []
     number = 0
     while seq < records:
         shape = shapes[number % len(shapes)]
@@ -119,7 +120,7 @@ def grow(root: Path, records: int) -> None:
         payload = b"".join(chunk)
         segment = log / f"{seg_first:012d}.jsonl"
         if (run, segment.name) not in filed:
-            index.append(sign(f"{run} {segment.name} {seq - len(chunk) + 1}"))
+            index.append(sign(f"{run} {segment.name} {seq - len(chunk) + 1} {seg_size}"))
             filed.add((run, segment.name))
         out.write(payload)
         seg_size += len(payload)
@@ -128,12 +129,16 @@ def grow(root: Path, records: int) -> None:
             index.append(sign(f"@ {seq}"))
         if seg_size >= SEGMENT_BYTES:
             out.close()
-            index.append(sign(f"= {segment.name} {seg_size} {seg_crc:08x}"))
+            sealed.append((segment, seg_size, seg_crc))
             seg_first, seg_size, seg_crc = seq + 1, 0, 0
             out = open(log / f"{seg_first:012d}.jsonl", "ab")  # noqa: SIM115
     out.close()
     last = log / f"{seg_first:012d}.jsonl"
-    index += [sign(f"= {last.name} {seg_size} {seg_crc:08x}"), sign(f"! {seq}")]
+    sealed.append((last, seg_size, seg_crc))
+    for path, size, crc in sealed:  # as a clean close seals: size, CRC32, the file's stat
+        stat = path.stat()
+        index.append(sign(f"= {path.name} {size} {crc:08x} {stat.st_mtime_ns} {stat.st_ino}"))
+    index.append(sign(f"! {seq}"))
     (log / "runs.idx").write_text("".join(f"{text}\n" for text in index), "utf-8")
 
 

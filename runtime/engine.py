@@ -583,11 +583,16 @@ class Engine:
         if rebuild:
             self.ws.store.clear_snapshots()
             rebuilt = self.ws.log.rebuild_index()
-        count = sum(1 for _ in self.ws.log.read())
+        count = 0
+        states: dict[str, RunState] = {}
+        for record in self.ws.log.read():  # every run folded in this one pass
+            count += 1
+            if record.run is not None:
+                apply_run(states.setdefault(record.run, RunState(record.run)), record)
         if not rebuild:  # what is derived too: the run index, an edited snapshot
             self.ws.store.check_index()
             for run_id in self.ws.workspace_state().runs:
-                self.ws.run_state(run_id)
+                self.ws.store.check_covered(self.ws.store.load_run_snapshot(run_id), run_id)
         if rebuild:
             self.ws.save_workspace_snapshot(every=0)
             for run_id in self.ws.workspace_state().runs:

@@ -260,9 +260,27 @@ class Workspace:
         cached = self._playbooks.get(digest)
         if cached is None:
             if encoded is None:
-                encoded = self.workspace_state().versions[digest].ir
+                encoded = self.version_ir(digest)
             cached = self._playbooks[digest] = decode_playbook(encoded)
         return cached
+
+    def version_ir(self, digest: str) -> Any:
+        """A recorded version's encoded IR. The workspace snapshot keeps it out (it made
+        most of the snapshot), so a version read from one fetches it from its record,
+        found by seq, the first time it is needed."""
+        from aiosrun.runtime.log.eventlog import LogCorrupted
+
+        version = self.workspace_state().versions[digest]
+        if version.ir is None:
+            record = next(iter(self.log.read(version.seq)), None)
+            if record is None or record.seq != version.seq or \
+                    record.data.get("digest") != digest or "ir" not in record.data:
+                raise LogCorrupted(self.state_dir / "log", version.seq, f"the record of "
+                                   f"playbook version {digest[:12]} is not at seq "
+                                   f"{version.seq}: `aiosrun doctor --rebuild` rebuilds the "
+                                   "snapshot that names it")
+            version.ir = record.data["ir"]  # the fold's own Version: later asks are free
+        return version.ir
 
     def run_state(self, run_id: str, until_seq: int | None = None) -> Any:
         from aiosrun.runtime.log.projections import fold_run

@@ -27,6 +27,7 @@ altered one stops the readers that use the index until ``doctor --rebuild``.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import datetime as dt
 import errno
@@ -179,6 +180,8 @@ class EventLog:
         self._index: dict[str, list[str]] = {}
         self._filed: set[tuple[str, str]] = set()  # (run, segment) lines runs.idx holds
         self._seals: dict[str, tuple[int, int]] = {}  # segment -> (size, crc) it had
+        self._sealed_stat: dict[str, tuple[int, int]] = {}  # and (mtime_ns, inode) then
+        self._hints: dict[str, tuple[list[int], list[int]]] = {}  # runs.idx's seq offsets
         self._indexed_seq = 0
         self._index_offset = 0
         self._index_line = 0
@@ -255,6 +258,18 @@ class EventLog:
             return
         for number, segment in enumerate(segments):
             last = number == len(segments) - 1
+            following = int(segments[number + 1].stem) if not last else None
+            if self._untouched(segment):
+                size, crc = self._seals[segment.name]
+                end = self._last_seq_at(segment, size)
+                if following is not None and end != following - 1:
+                    raise LogCorrupted(segment, end - int(segment.stem) + 2,
+                                       f"the segment ends at seq {end} but the next one "
+                                       f"starts at {following}: records are missing")
+                if last:
+                    self.last_seq = end
+                    self._open_segment(segment, size, crc, end - int(segment.stem) + 1)
+                continue
             data = segment.read_bytes()
             cut = len(data)
             if data and not data.endswith(b"\n"):
@@ -270,7 +285,6 @@ class EventLog:
                     with open(segment, "r+b") as handle:
                         handle.truncate(cut)
                         os.fsync(handle.fileno())
-            following = int(segments[number + 1].stem) if not last else None
             end = self._last_seq_of(segment, data[:cut])
             if following is not None and end != following - 1:
                 raise LogCorrupted(segment, data.count(b"\n") + 1,
@@ -279,6 +293,46 @@ class EventLog:
             if last:
                 self.last_seq = end
                 self._open_segment(segment, cut, sealed, data[:cut].count(b"\n"))
+
+    def _untouched(self, segment: Path) -> bool:
+        """Whether the file is as it was when sealed (same inode, size and modification
+        time): its bytes were then written or verified by the sealing process, so they are
+        not read again at open. Any write since (an append, an edit, a copy over it) changes
+        the time or the size, and the segment is verified in full as before; what reads a
+        record still checks its checksum, and ``doctor`` reads them all."""
+        sealed = self._sealed_stat.get(segment.name)
+        if sealed is None:
+            return False
+        try:
+            stat = os.stat(segment)
+        except OSError:
+            return False
+        return (stat.st_size, stat.st_mtime_ns, stat.st_ino) == (
+            self._seals[segment.name][0], *sealed)
+
+    @staticmethod
+    def _last_seq_at(segment: Path, size: int) -> int:
+        """The seq of the last line of the segment's first ``size`` bytes, read from the end
+        (verified by its checksum)."""
+        if size == 0:
+            return int(segment.stem) - 1
+        with open(segment, "rb") as handle:
+            back = 4096
+            while True:
+                start = max(0, size - back)
+                handle.seek(start)
+                data = handle.read(size - start)
+                at = data.rfind(b"\n", 0, len(data) - 1)
+                if at >= 0 or start == 0:
+                    line = data[at + 1:]
+                    first = int(segment.stem)
+                    return decode(line, segment, line_seq(line) - first + 1).seq
+                back *= 4
+
+    def _stat_of(self, path: Path, fd: int | None = None) -> str:
+        """`` MTIME INODE`` of a segment, for its seal line (see :meth:`_untouched`)."""
+        stat = os.fstat(fd) if fd is not None else os.stat(path)
+        return f" {stat.st_mtime_ns} {stat.st_ino}"
 
     def _finish_rewrite(self) -> None:
         """At open: complete a segment rewrite that a crash interrupted past its commit
@@ -312,7 +366,8 @@ class EventLog:
             data = segment.read_bytes()
             whole = data[: data.rfind(b"\n") + 1]
             self._verify_lines(segment, whole, 0, len(whole))  # never seal a damaged one
-            seals.append(sign(f"= {name} {len(whole)} {zlib.crc32(whole):08x}") + "\n")
+            stat = self._stat_of(segment) if len(whole) == len(data) else ""
+            seals.append(sign(f"= {name} {len(whole)} {zlib.crc32(whole):08x}{stat}") + "\n")
         self._fsync_dir()
         path = self.folder / _INDEX
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -451,7 +506,7 @@ class EventLog:
             payload = b"".join(chunks)
             before = self._size
             append_all(self._fd, payload, before, self._segment)
-            lines = self._index_lines(records)
+            lines = self._index_lines(records, chunks, before)
             index_size: int | None = None
             try:
                 if lines:
@@ -551,11 +606,12 @@ class EventLog:
                                            "due: records are missing or out of place")
                     if record.seq % STRIDE == 0:
                         self._marks.note(self._segment.name, self._inode, record.seq, position)
-                    position += len(line)
                     self.last_seq = record.seq
                     if record.run is not None and self._learn(record.run, self._segment.name,
                                                               record.seq):
-                        missing.append(sign(f"{record.run} {self._segment.name} {record.seq}"))
+                        missing.append(sign(f"{record.run} {self._segment.name} {record.seq} "
+                                            f"{position}"))
+                    position += len(line)
                 self._size += len(data)
                 self._lines = number
                 self._crc = zlib.crc32(data, self._crc)
@@ -603,7 +659,10 @@ class EventLog:
         ``closed``: the whole log is durable up to here, so a later log that ends before
         lost records to a cut, not to a crash (which can only take what was not durable)."""
         assert self._segment is not None
-        lines = [sign(f"= {self._segment.name} {self._size} {self._crc:08x}") + "\n",
+        stat = ""  # the file holds just what is sealed (under the lock: nobody appends)
+        if self._fd is not None and os.fstat(self._fd).st_size == self._size:
+            stat = self._stat_of(self._segment, self._fd)
+        lines = [sign(f"= {self._segment.name} {self._size} {self._crc:08x}{stat}") + "\n",
                  sign(f"{'!' if closed else '@'} {self.last_seq}") + "\n"]
         with contextlib.suppress(StorageError):  # derived: unsealed, lines are checked singly
             self._write_index(lines)
@@ -678,16 +737,51 @@ class EventLog:
             self._filed.add((run, segment))
         return (run, segment) not in self._filed
 
-    def _index_lines(self, records: Sequence[Record]) -> list[str]:
+    def _hint(self, segment: str, seq: int, offset: int) -> None:
+        """runs.idx says the record ``seq`` starts at byte ``offset`` of ``segment``: a
+        place a read may start from without the marks of a pass over the file (an open that
+        did not read the segment has none). Checked before use (:meth:`_start_at`)."""
+        seqs, offsets = self._hints.setdefault(segment, ([], []))
+        if not seqs or seq > seqs[-1]:
+            seqs.append(seq)
+            offsets.append(offset)
+
+    def _start_at(self, handle: Any, segment: str, inode: int, first: int,
+                  seq: int) -> tuple[int, int]:
+        """Where a read of the records from ``seq`` starts: the nearest seek mark or
+        runs.idx offset at or before it. An offset is used only when a line of that seq
+        starts there (a redaction's rewrite moves lines; then the marks serve)."""
+        mark = self._marks.find(segment, inode, first, seq)
+        seqs, offsets = self._hints.get(segment, ((), ()))
+        at = bisect.bisect_right(seqs, seq) - 1
+        if at < 0 or seqs[at] <= mark[0]:
+            return mark
+        offset = offsets[at]
+        if offset > 0:
+            handle.seek(offset - 1)
+            if handle.read(1) != b"\n":
+                return mark
+        else:
+            handle.seek(0)
+        if line_seq(handle.read(32)) != seqs[at]:
+            return mark
+        return seqs[at], offset
+
+    def _index_lines(self, records: Sequence[Record], chunks: Sequence[bytes],
+                     before: int) -> list[str]:
+        """The runs.idx lines a batch adds: each run's first record in this segment, with
+        its byte offset, and a watermark every thousand records."""
         assert self._segment is not None
         segment = self._segment.name
         lines = []
         new: set[str] = set()
-        for record in records:
+        position = before
+        for record, chunk in zip(records, chunks, strict=True):
             if record.run is not None and (record.run, segment) not in self._filed \
                     and record.run not in new:
                 new.add(record.run)
-                lines.append(sign(f"{record.run} {segment} {record.seq}") + "\n")
+                lines.append(sign(f"{record.run} {segment} {record.seq} {position}") + "\n")
+            position += len(chunk)
         if records and records[-1].seq // 1000 > (records[0].seq - 1) // 1000:
             lines.append(sign(f"@ {records[-1].seq}") + "\n")  # bounds a re-index after a crash
         return lines
@@ -733,6 +827,7 @@ class EventLog:
                 size = os.fstat(handle.fileno()).st_size
                 if size < self._index_offset:  # rewritten (doctor --rebuild): read it anew
                     self._index, self._filed, self._seals, self._first = {}, set(), {}, {}
+                    self._sealed_stat, self._hints = {}, {}
                     self._index_offset = self._index_line = self._indexed_seq = 0
                 if size == self._index_offset:
                     return
@@ -754,8 +849,16 @@ class EventLog:
         elif len(parts) == 2 and parts[0] == "!" and parts[1].isdigit():  # a clean close
             self._closed_seq = max(self._closed_seq, int(parts[1]))
             self._indexed_seq = max(self._indexed_seq, int(parts[1]))
-        elif len(parts) == 4 and parts[0] == "=" and parts[2].isdigit():  # a segment's seal
+        elif len(parts) in (4, 6) and parts[0] == "=" and parts[2].isdigit():  # a seal
             self._seals[parts[1]] = (int(parts[2]), int(parts[3], 16))
+            if len(parts) == 6:  # and the file's stat then (see _untouched)
+                self._sealed_stat[parts[1]] = (int(parts[4]), int(parts[5]))
+            else:
+                self._sealed_stat.pop(parts[1], None)
+        elif len(parts) == 4 and parts[2].isdigit() and parts[3].isdigit():  # with its offset
+            self._learn(parts[0], parts[1], int(parts[2]), filed=True)
+            self._hint(parts[1], int(parts[2]), int(parts[3]))
+            self._indexed_seq = max(self._indexed_seq, int(parts[2]))
         elif len(parts) == 3 and parts[2].isdigit():
             self._learn(parts[0], parts[1], int(parts[2]), filed=True)
             self._indexed_seq = max(self._indexed_seq, int(parts[2]))
@@ -785,6 +888,7 @@ class EventLog:
         with self._locked():
             (self.folder / _INDEX).unlink(missing_ok=True)
             self._index, self._filed, self._seals, self._first = {}, set(), {}, {}
+            self._sealed_stat, self._hints = {}, {}
             self._index_offset = self._index_line = 0
             self.index_problem = None
             self._reindex_from(1)
@@ -792,7 +896,8 @@ class EventLog:
             for segment in segments[:-1]:  # finished segments: seal them again
                 data = segment.read_bytes()
                 self._write_index([sign(f"= {segment.name} {len(data)} "
-                                        f"{zlib.crc32(data):08x}") + "\n"])
+                                        f"{zlib.crc32(data):08x}{self._stat_of(segment)}")
+                                   + "\n"])
             if self._segment is not None:
                 self._seal()
         return len(self._index)
@@ -815,7 +920,7 @@ class EventLog:
             first = int(segment.stem)
             with open(segment, "rb") as handle:
                 inode = os.fstat(handle.fileno()).st_ino
-                seq, position = self._marks.find(segment.name, inode, first, start)
+                seq, position = self._start_at(handle, segment.name, inode, first, start)
                 handle.seek(position)
                 for line in handle:
                     if not line.endswith(b"\n"):
