@@ -137,7 +137,8 @@ def grow(root: Path, records: int) -> None:
     sealed.append((last, seg_size, seg_crc))
     for path, size, crc in sealed:  # as a clean close seals: size, CRC32, the file's stat
         stat = path.stat()
-        index.append(sign(f"= {path.name} {size} {crc:08x} {stat.st_mtime_ns} {stat.st_ino}"))
+        index.append(sign(f"= {path.name} {size} {crc:08x} {stat.st_mtime_ns} {stat.st_ino} "
+                          f"{time.time_ns()}"))
     index.append(sign(f"! {seq}"))
     (log / "runs.idx").write_text("".join(f"{text}\n" for text in index), "utf-8")
 

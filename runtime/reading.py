@@ -53,9 +53,12 @@ def reading(path: str | os.PathLike[str] | None = None) -> Iterator[Workspace]:
 
 
 def run_state(ws: Workspace, run_id: str) -> RunState:
-    if run_id not in ws.workspace_state().runs:
+    """The run as it stands; its read stops at its latest record, which the workspace
+    projection knows (so a run long ended costs its own records, not the segment after)."""
+    summary = ws.workspace_state().runs.get(run_id)
+    if summary is None:
         raise NotFound(f"no run '{run_id}'")
-    state: RunState = ws.run_state(run_id)
+    state: RunState = ws.run_state(run_id, last_seq=summary.last_seq or None)
     return state
 
 
@@ -77,6 +80,6 @@ def inbox(ws: Workspace) -> list[InboxItem]:
     for summary in state.runs.values():
         if summary.status != "waiting":
             continue
-        for pending in ws.run_state(summary.id).pending():
+        for pending in ws.run_state(summary.id, last_seq=summary.last_seq or None).pending():
             items.append(InboxItem(summary.id, summary.playbook, pending))
     return sorted(items, key=lambda item: int(item.item["seq"]))

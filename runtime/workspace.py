@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -110,9 +111,9 @@ def load_settings(root: Path) -> Settings:
 
 
 def _settings_stamp(raw: bytes) -> str:
-    from aiosrun.runtime import __version__
-
-    return f"aiosrun {__version__} sha256={hashlib.sha256(raw).hexdigest()}"
+    # the package is loaded (this module is in it); importing it here would be a cycle
+    version = getattr(sys.modules.get("aiosrun.runtime"), "__version__", "unknown")
+    return f"aiosrun {version} sha256={hashlib.sha256(raw).hexdigest()}"
 
 
 def _keep_checked(cache: Path, stamp: str, data: dict[str, Any]) -> None:
@@ -282,7 +283,10 @@ class Workspace:
             version.ir = record.data["ir"]  # the fold's own Version: later asks are free
         return version.ir
 
-    def run_state(self, run_id: str, until_seq: int | None = None) -> Any:
+    def run_state(self, run_id: str, until_seq: int | None = None, *,
+                  last_seq: int | None = None) -> Any:
+        """The run's state (as it was at ``until_seq``); ``last_seq``, the run's latest
+        record as the workspace projection knows it, ends the read there."""
         from aiosrun.runtime.log.projections import fold_run
 
         snapshot = None
@@ -290,7 +294,9 @@ class Workspace:
             snapshot = self.store.load_run_snapshot(run_id)
             self.store.check_covered(snapshot, run_id)
         start = snapshot.last_seq + 1 if snapshot else 1
-        return fold_run(run_id, self.log.read_run(run_id, start), snapshot, until_seq)
+        bounds = [seq for seq in (until_seq, last_seq) if seq is not None]
+        end = min(bounds) if bounds else None
+        return fold_run(run_id, self.log.read_run(run_id, start, end), snapshot, until_seq)
 
     def save_run_snapshot(self, state: Any) -> None:
         """Save where a run stands, for runs long enough that folding their records costs

@@ -58,6 +58,9 @@ _INDEX = "runs.idx"
 _LOCK = "lock"
 _REWRITE = "rewrite.commit"  # a segment rewrite (a redaction) past its commit point
 _READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+# a seal made this soon after the file's last write does not vouch for it: a write within
+# the file system's clock tick (a few ms) after the seal would leave the same time
+_RACY_NS = 50_000_000
 
 
 class LogError(AiosrunError):
@@ -180,8 +183,9 @@ class EventLog:
         self._index: dict[str, list[str]] = {}
         self._filed: set[tuple[str, str]] = set()  # (run, segment) lines runs.idx holds
         self._seals: dict[str, tuple[int, int]] = {}  # segment -> (size, crc) it had
-        self._sealed_stat: dict[str, tuple[int, int]] = {}  # and (mtime_ns, inode) then
+        self._sealed_stat: dict[str, tuple[int, int, int]] = {}  # (mtime, inode, sealed at)
         self._hints: dict[str, tuple[list[int], list[int]]] = {}  # runs.idx's seq offsets
+        self._verified: dict[str, tuple[int, int, os.stat_result]] = {}  # read in full at open
         self._indexed_seq = 0
         self._index_offset = 0
         self._index_line = 0
@@ -270,6 +274,7 @@ class EventLog:
                     self.last_seq = end
                     self._open_segment(segment, size, crc, end - int(segment.stem) + 1)
                 continue
+            before = os.stat(segment)
             data = segment.read_bytes()
             cut = len(data)
             if data and not data.endswith(b"\n"):
@@ -278,6 +283,8 @@ class EventLog:
                                        "middle of the log")
                 cut = data.rfind(b"\n") + 1
             sealed = self._verify(segment, data[:cut])
+            if not last and segment.name in self._seals:
+                self._verified[segment.name] = (cut, sealed, before)
             if cut < len(data):
                 self.repaired = (f"{segment}: cut off a torn last record ({len(data) - cut} "
                                  "bytes without a line end), left by an interrupted write")
@@ -299,16 +306,21 @@ class EventLog:
         time): its bytes were then written or verified by the sealing process, so they are
         not read again at open. Any write since (an append, an edit, a copy over it) changes
         the time or the size, and the segment is verified in full as before; what reads a
-        record still checks its checksum, and ``doctor`` reads them all."""
+        record still checks its checksum, and ``doctor`` reads them all. A seal made within
+        ``_RACY_NS`` of the last write is not trusted (as git treats a "racily clean"
+        file): the next open verifies the segment and its close seals it again."""
         sealed = self._sealed_stat.get(segment.name)
         if sealed is None:
+            return False
+        mtime, inode, sealed_at = sealed
+        if sealed_at - mtime < _RACY_NS:  # a write in the same clock tick would not show
             return False
         try:
             stat = os.stat(segment)
         except OSError:
             return False
         return (stat.st_size, stat.st_mtime_ns, stat.st_ino) == (
-            self._seals[segment.name][0], *sealed)
+            self._seals[segment.name][0], mtime, inode)
 
     @staticmethod
     def _last_seq_at(segment: Path, size: int) -> int:
@@ -330,9 +342,9 @@ class EventLog:
                 back *= 4
 
     def _stat_of(self, path: Path, fd: int | None = None) -> str:
-        """`` MTIME INODE`` of a segment, for its seal line (see :meth:`_untouched`)."""
+        """`` MTIME INODE NOW`` of a segment, for its seal line (see :meth:`_untouched`)."""
         stat = os.fstat(fd) if fd is not None else os.stat(path)
-        return f" {stat.st_mtime_ns} {stat.st_ino}"
+        return f" {stat.st_mtime_ns} {stat.st_ino} {time.time_ns()}"
 
     def _finish_rewrite(self) -> None:
         """At open: complete a segment rewrite that a crash interrupted past its commit
@@ -662,11 +674,29 @@ class EventLog:
         stat = ""  # the file holds just what is sealed (under the lock: nobody appends)
         if self._fd is not None and os.fstat(self._fd).st_size == self._size:
             stat = self._stat_of(self._segment, self._fd)
-        lines = [sign(f"= {self._segment.name} {self._size} {self._crc:08x}{stat}") + "\n",
+        lines = self._seals_of_verified()
+        lines += [sign(f"= {self._segment.name} {self._size} {self._crc:08x}{stat}") + "\n",
                  sign(f"{'!' if closed else '@'} {self.last_seq}") + "\n"]
         with contextlib.suppress(StorageError):  # derived: unsealed, lines are checked singly
             self._write_index(lines)
         self._seals[self._segment.name] = (self._size, self._crc)
+
+    def _seals_of_verified(self) -> list[str]:
+        """Seal again, with their stat, the finished segments this open verified in full
+        and that are unchanged since: a seal made at rotation, right after the last write,
+        does not vouch for the file (see :meth:`_untouched`), this one does."""
+        lines = []
+        for name, (size, crc, seen) in self._verified.items():
+            try:
+                now = os.stat(self.folder / name)
+            except OSError:
+                continue
+            stat = (now.st_size, now.st_mtime_ns, now.st_ino)
+            if stat == (seen.st_size, seen.st_mtime_ns, seen.st_ino) and size == now.st_size:
+                lines.append(sign(f"= {name} {size} {crc:08x}{self._stat_of(self.folder / name)}")
+                             + "\n")
+        self._verified.clear()
+        return lines
 
     def close(self) -> None:
         if not self.read_only:
@@ -849,10 +879,10 @@ class EventLog:
         elif len(parts) == 2 and parts[0] == "!" and parts[1].isdigit():  # a clean close
             self._closed_seq = max(self._closed_seq, int(parts[1]))
             self._indexed_seq = max(self._indexed_seq, int(parts[1]))
-        elif len(parts) in (4, 6) and parts[0] == "=" and parts[2].isdigit():  # a seal
+        elif len(parts) in (4, 7) and parts[0] == "=" and parts[2].isdigit():  # a seal
             self._seals[parts[1]] = (int(parts[2]), int(parts[3], 16))
-            if len(parts) == 6:  # and the file's stat then (see _untouched)
-                self._sealed_stat[parts[1]] = (int(parts[4]), int(parts[5]))
+            if len(parts) == 7:  # and the file's stat then (see _untouched)
+                self._sealed_stat[parts[1]] = (int(parts[4]), int(parts[5]), int(parts[6]))
             else:
                 self._sealed_stat.pop(parts[1], None)
         elif len(parts) == 4 and parts[2].isdigit() and parts[3].isdigit():  # with its offset
@@ -905,7 +935,8 @@ class EventLog:
     # ---- reading ------------------------------------------------------------
 
     def _scan(self, from_seq: int = 1, only: set[str] | None = None,
-              run: str | None = None) -> Iterator[tuple[Path, Record]]:
+              run: str | None = None,
+              until: int | None = None) -> Iterator[tuple[Path, Record]]:
         """Records from ``from_seq``, read from the seek mark nearest before it (and, with
         ``run``, before the run's first record in each segment); lines of other runs are
         passed over without decoding: the check is a cheap look at the line's prefix."""
@@ -929,6 +960,8 @@ class EventLog:
                         self._marks.note(segment.name, inode, seq, position)
                     seq += 1
                     position += len(line)
+                    if until is not None and seq > until + 1:
+                        return
                     if seq <= start or (marker is not None and marker not in line[:200]):
                         continue
                     record = decode(line, segment, seq - first)
@@ -947,16 +980,20 @@ class EventLog:
             return iter(())
         return (record for _, record in self._scan(from_seq))
 
-    def read_run(self, run: str, from_seq: int = 1) -> Iterator[Record]:
+    def read_run(self, run: str, from_seq: int = 1,
+                 until_seq: int | None = None) -> Iterator[Record]:
         """One run's records, reading only the segments the index names for it (after
-        catching up with what other processes appended)."""
+        catching up with what other processes appended); ``until_seq``: the run's last
+        record, known from the workspace's projection, so the read stops there instead of
+        passing over the rest of the segment."""
         self.refresh()
         if self.index_problem is not None:
             raise self.index_problem
         segments = set(self._index.get(run, ()))
         if not segments or from_seq > self.last_seq:
             return iter(())
-        return (record for _, record in self._scan(from_seq, only=segments, run=run)
+        return (record for _, record in self._scan(from_seq, only=segments, run=run,
+                                                   until=until_seq)
                 if record.run == run)
 
     def runs(self) -> list[str]:

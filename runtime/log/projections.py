@@ -344,6 +344,7 @@ class RunSummary:
     started_at: str
     parent: str | None = None
     open: list[str] = field(default_factory=list)  # its open gates, escalations and waits
+    last_seq: int = 0  # its latest record (0: not known, a snapshot of the first layout)
 
 
 @dataclass
@@ -374,6 +375,8 @@ _CLOSES = {"GateDecided": "gate", "EscalationResolved": "path", "WaitSatisfied":
 def apply_workspace(state: WorkspaceState, record: Record) -> WorkspaceState:
     data = record.data
     state.last_seq = record.seq
+    if record.run is not None and record.run in state.runs:
+        state.runs[record.run].last_seq = record.seq
     if record.type in ("PlaybookApplied", "PlaybookVersionRecorded"):
         version = Version(data["name"], data["digest"], data.get("source", ""),
                           data.get("commit"), record.seq, data["ir"])
@@ -384,7 +387,7 @@ def apply_workspace(state: WorkspaceState, record: Record) -> WorkspaceState:
         state.current.pop(data["name"], None)
     elif record.type == "RunStarted" and record.run is not None:
         state.runs[record.run] = RunSummary(record.run, data["playbook"], "running", record.ts,
-                                            data.get("parent"))
+                                            data.get("parent"), last_seq=record.seq)
         if data.get("idempotency_key"):
             state.idempotency_keys.setdefault(data["idempotency_key"], record.run)
     elif record.type == "EventEmitted":
@@ -515,7 +518,6 @@ def load_workspace_snapshot(path: Path) -> WorkspaceState | None:
 
 _WORKSPACE_LAYOUT = 2
 _VERSION_FIELDS = ("name", "digest", "source", "commit", "seq")
-_SUMMARY_FIELDS = ("id", "playbook", "status", "started_at", "parent", "open")
 
 
 def _workspace_body(state: WorkspaceState) -> dict[str, Any]:
@@ -525,7 +527,7 @@ def _workspace_body(state: WorkspaceState) -> dict[str, Any]:
     return {"layout": _WORKSPACE_LAYOUT, "current": state.current,
             "versions": [[getattr(v, f) for f in _VERSION_FIELDS]
                          for v in state.versions.values()],
-            "runs": [[s.id, s.playbook, s.status, s.started_at, s.parent, s.open]
+            "runs": [[s.id, s.playbook, s.status, s.started_at, s.parent, s.open, s.last_seq]
                      for s in state.runs.values()],
             "last_seq": state.last_seq, "pending_events": state.pending_events,
             "event_keys": state.event_keys, "event_ids": state.event_ids,
