@@ -126,7 +126,7 @@ def grow(root: Path, records: int) -> None:
         seg_size += len(payload)
         seg_crc = zlib.crc32(payload, seg_crc)
         if seq // 1000 > (seq - len(chunk)) // 1000:
-            index.append(sign(f"@ {seq}"))
+            index.append(sign(f"@ {seq} {segment.name} {seg_size}"))
         if seg_size >= SEGMENT_BYTES:
             out.close()
             sealed.append((segment, seg_size, seg_crc))

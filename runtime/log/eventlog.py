@@ -14,10 +14,14 @@ anywhere else stops every reader with :class:`LogCorrupted` naming the file and 
 batch is written whole or not at all: a full disk cuts the files back and raises
 :class:`~aiosrun.runtime.log.storage.StorageFull`.
 
-Open verifies the whole log: a segment's *seal* (its size and CRC32, recorded in ``runs.idx``
-at close and rotation once those bytes are durable) checks its prefix in one pass, and the
-lines past it are checked one by one (checksum, contiguous seq). So a flipped byte or a cut
-anywhere stops every command, even one that starts from a snapshot.
+Open verifies what changed since the log was last sealed: a segment's *seal* (its size and
+CRC32, recorded in ``runs.idx`` at close and rotation once those bytes are durable, with the
+file's inode and modification time) checks its prefix in one pass, and the lines past it are
+checked one by one (checksum, contiguous seq). A file untouched since its seal is not read
+again, only its last line: so an edit, a copy over a segment or a cut stops every command,
+even one that starts from a snapshot, and opening costs the same at any history length; a
+byte that changes without the file's time (bit rot) is caught by the first reader that
+passes over it, and by ``doctor``, which reads every record.
 
 ``runs.idx`` maps each run to the segments that hold its records, so one run's history is
 read without scanning the whole log. It is derived: ``@ SEQ`` watermark lines say how far it
@@ -34,6 +38,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -56,6 +61,9 @@ FsyncPolicy = Literal["always", "group"]
 _CRC_SUFFIX = len(',"crc":"') + 8 + len('"}')
 _INDEX = "runs.idx"
 _LOCK = "lock"
+_CHECKPOINT = "runs.checkpoint"  # how much of runs.idx a clean close had verified
+_MARK_LINE = re.compile(rb"(?m)^[=@!] [^\n]*")
+_RUN_LINE = re.compile(rb"(?m)^([^=@!\n][^ \n]*) ")
 _REWRITE = "rewrite.commit"  # a segment rewrite (a redaction) past its commit point
 _READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
 # a seal made this soon after the file's last write does not vouch for it: a write within
@@ -186,6 +194,10 @@ class EventLog:
         self._sealed_stat: dict[str, tuple[int, int, int]] = {}  # (mtime, inode, sealed at)
         self._hints: dict[str, tuple[list[int], list[int]]] = {}  # runs.idx's seq offsets
         self._verified: dict[str, tuple[int, int, os.stat_result]] = {}  # read in full at open
+        self._index_crc: int | None = 0  # CRC32 of runs.idx up to _index_offset (None: unsure)
+        self._lazy: bytes | None = None  # a checkpointed runs.idx prefix, its run lines unread
+        self._loaded: set[str] = set()  # runs whose lines in it were read
+        self._lazy_starts: dict[bytes, list[int]] | None = None  # run -> its lines' starts
         self._indexed_seq = 0
         self._index_offset = 0
         self._index_line = 0
@@ -712,6 +724,7 @@ class EventLog:
                     except OSError:
                         durable = False
                     self._seal(closed=durable)
+                    self._write_checkpoint()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -755,6 +768,7 @@ class EventLog:
     # ---- the run index ------------------------------------------------------------
 
     def _learn(self, run: str, segment: str, seq: int, *, filed: bool = False) -> bool:
+        self._load_run(run)
         """Note that ``run`` has records in ``segment`` from ``seq`` on; True when runs.idx
         lacks that."""
         known = self._index.setdefault(run, [])
@@ -775,6 +789,11 @@ class EventLog:
         if not seqs or seq > seqs[-1]:
             seqs.append(seq)
             offsets.append(offset)
+        else:  # a run's checkpointed line, read when the run was asked for
+            at = bisect.bisect_left(seqs, seq)
+            if seqs[at] != seq:
+                seqs.insert(at, seq)
+                offsets.insert(at, offset)
 
     def _start_at(self, handle: Any, segment: str, inode: int, first: int,
                   seq: int) -> tuple[int, int]:
@@ -813,13 +832,15 @@ class EventLog:
                 lines.append(sign(f"{record.run} {segment} {record.seq} {position}") + "\n")
             position += len(chunk)
         if records and records[-1].seq // 1000 > (records[0].seq - 1) // 1000:
-            lines.append(sign(f"@ {records[-1].seq}") + "\n")  # bounds a re-index after a crash
+            # bounds a re-index after a crash, and is a place a read can start from
+            lines.append(sign(f"@ {records[-1].seq} {segment} {position}") + "\n")
         return lines
 
     def _write_index(self, lines: Sequence[str], *, note: bool = True) -> int:
         """Append index lines in full (or not at all); returns the file's size before."""
         payload = "".join(lines).encode("utf-8")
         path = self.folder / _INDEX
+        self._read_index_tail()  # lines another process added (a seal at its close) first
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
@@ -829,6 +850,9 @@ class EventLog:
             append_all(fd, payload, size, path)
         finally:
             os.close(fd)
+        if self._index_crc is not None:
+            self._index_crc = (zlib.crc32(payload, self._index_crc)
+                               if size == self._index_offset else None)
         self._index_offset = size + len(payload)
         self._index_line += len(lines)
         if note:
@@ -841,6 +865,7 @@ class EventLog:
         path = self.folder / _INDEX
         with contextlib.suppress(OSError):
             os.truncate(path, size)
+            self._index_crc = None  # the checkpoint is not written by this process
             self._index_offset = size
             self._index_line = self._count_lines(path)
 
@@ -856,9 +881,7 @@ class EventLog:
             with open(path, "rb") as handle:
                 size = os.fstat(handle.fileno()).st_size
                 if size < self._index_offset:  # rewritten (doctor --rebuild): read it anew
-                    self._index, self._filed, self._seals, self._first = {}, set(), {}, {}
-                    self._sealed_stat, self._hints = {}, {}
-                    self._index_offset = self._index_line = self._indexed_seq = 0
+                    self._forget_index()
                 if size == self._index_offset:
                     return
                 handle.seek(self._index_offset)
@@ -866,16 +889,108 @@ class EventLog:
         except FileNotFoundError:
             return
         complete = data[: data.rfind(b"\n") + 1]
+        if self._index_offset == 0:
+            complete = self._checkpointed(complete, path)
+        if self._index_crc is not None:
+            self._index_crc = zlib.crc32(complete, self._index_crc)
         self._index_offset += len(complete)
         for line in complete.decode("utf-8", errors="replace").splitlines():
             self._index_line += 1
             self._parse_index_line(line, path)
+
+    def _forget_index(self) -> None:
+        self._index, self._filed, self._seals, self._first = {}, set(), {}, {}
+        self._sealed_stat, self._hints = {}, {}
+        self._index_offset = self._index_line = self._indexed_seq = 0
+        self._index_crc, self._lazy, self._loaded = 0, None, set()
+        self._lazy_starts = None
+
+    def _checkpointed(self, data: bytes, path: Path) -> bytes:
+        """At open: when ``runs.checkpoint`` vouches for a prefix of runs.idx (its length
+        and CRC32, written at a clean close by a process that had verified every line of it),
+        its run lines are not parsed now but when a run is asked for (:meth:`_load_run`);
+        its seals and watermarks are. Returns the rest, to parse line by line. Without a
+        checkpoint, or when the prefix differs (an edit, a rewrite), everything is parsed
+        and checked as before."""
+        try:
+            text = unsign((self.folder / _CHECKPOINT).read_text("utf-8").strip())
+            length, crc = (text or "").split()
+            size, expected = int(length), int(crc, 16)
+        except (OSError, ValueError):
+            return data
+        if not 0 < size <= len(data) or data[size - 1:size] != b"\n" or \
+                zlib.crc32(data[:size]) != expected:
+            return data
+        prefix = data[:size]
+        self._lazy = prefix
+        self._index_crc = expected
+        self._index_offset = size
+        for match in _MARK_LINE.finditer(prefix):  # (checked by the CRC: none is altered)
+            self._parse_index_line(match.group().decode("utf-8", errors="replace"), path)
+        self._index_line = prefix.count(b"\n")
+        return data[size:]
+
+    def _load_run(self, run: str) -> None:
+        """Parse the checkpointed run lines of ``run`` (found by a byte search)."""
+        if self._lazy is None or run in self._loaded:
+            return
+        self._loaded.add(run)
+        prefix = self._lazy
+        if self._lazy_starts is None and len(self._loaded) > 4:  # many asked (the inbox)
+            self._lazy_starts = {}
+            for match in _RUN_LINE.finditer(prefix):  # one pass, instead of a search each
+                self._lazy_starts.setdefault(match.group(1), []).append(match.start())
+        if self._lazy_starts is not None:
+            starts = self._lazy_starts.get(run.encode("utf-8"), [])
+        else:
+            needle = b"\n" + run.encode("utf-8") + b" "
+            starts = [0] if prefix.startswith(needle[1:]) else []
+            at = prefix.find(needle)
+            while at >= 0:
+                starts.append(at + 1)
+                at = prefix.find(needle, at + 1)
+        for start in starts:
+            end = prefix.find(b"\n", start)
+            self._parse_index_line(prefix[start:end].decode("utf-8", errors="replace"),
+                                   self.folder / _INDEX)
+
+    def _load_index(self) -> None:
+        """Parse every checkpointed run line (``runs()`` lists them all)."""
+        if self._lazy is None:
+            return
+        prefix, self._lazy, self._lazy_starts = self._lazy, None, None
+        skip = tuple(b"=@!")
+        for raw in prefix.splitlines():
+            if raw and raw[0] not in skip:
+                parts = raw.split(b" ")
+                if parts[0].decode("utf-8", errors="replace") not in self._loaded:
+                    self._parse_index_line(raw.decode("utf-8", errors="replace"),
+                                           self.folder / _INDEX)
+        self._loaded = set()
+
+    def _write_checkpoint(self) -> None:
+        """Vouch for runs.idx as this process has read and verified it (at a clean close)."""
+        if self._index_crc is None or self.index_problem is not None:
+            return
+        path = self.folder / _CHECKPOINT
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            temporary.write_text(sign(f"{self._index_offset} {self._index_crc:08x}") + "\n",
+                                 "utf-8")
+            temporary.replace(path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
 
     def _parse_index_line(self, line: str, path: Path) -> None:
         text = unsign(line)
         parts = text.split() if text is not None else []
         if len(parts) == 2 and parts[0] == "@" and parts[1].isdigit():  # watermark
             self._indexed_seq = max(self._indexed_seq, int(parts[1]))
+        elif len(parts) == 4 and parts[0] == "@" and parts[1].isdigit() and \
+                parts[3].isdigit():  # and where the record after it starts
+            self._indexed_seq = max(self._indexed_seq, int(parts[1]))
+            self._hint(parts[2], int(parts[1]) + 1, int(parts[3]))
         elif len(parts) == 2 and parts[0] == "!" and parts[1].isdigit():  # a clean close
             self._closed_seq = max(self._closed_seq, int(parts[1]))
             self._indexed_seq = max(self._indexed_seq, int(parts[1]))
@@ -917,9 +1032,7 @@ class EventLog:
         """Rewrite ``runs.idx`` from the segments; returns the number of runs."""
         with self._locked():
             (self.folder / _INDEX).unlink(missing_ok=True)
-            self._index, self._filed, self._seals, self._first = {}, set(), {}, {}
-            self._sealed_stat, self._hints = {}, {}
-            self._index_offset = self._index_line = 0
+            self._forget_index()
             self.index_problem = None
             self._reindex_from(1)
             segments = self.segments()
@@ -989,6 +1102,7 @@ class EventLog:
         self.refresh()
         if self.index_problem is not None:
             raise self.index_problem
+        self._load_run(run)
         segments = set(self._index.get(run, ()))
         if not segments or from_seq > self.last_seq:
             return iter(())
@@ -1000,10 +1114,13 @@ class EventLog:
         self.refresh()
         if self.index_problem is not None:
             raise self.index_problem
-        return list(self._index)
+        self._load_index()
+        first = self._first
+        return sorted(self._index, key=lambda run: min(first[run, s] for s in self._index[run]))
 
     def has_run(self, run: str) -> bool:
         """Whether the run has records (other processes' appends included)."""
+        self._load_run(run)
         if run not in self._index:
             self.refresh()
         return run in self._index

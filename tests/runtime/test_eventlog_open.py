@@ -70,9 +70,11 @@ def test_a_fresh_process_seeks_by_the_index_offsets(tmp_path: Path) -> None:
     whole = list(EventLog(tmp_path).open().read())
     log = EventLog(tmp_path).open()
     assert log._marks._files == {}  # nothing was passed over at open: no marks
-    assert sum(len(seqs) for seqs, _ in log._hints.values()) >= 7  # but runs.idx's offsets
+    assert log._lazy is not None  # and runs.idx's run lines wait for their run to be asked
     for run in range(7):
         assert list(log.read_run(f"r{run}")) == [r for r in whole if r.run == f"r{run}"]
+    assert sum(len(seqs) for seqs, _ in log._hints.values()) >= 7  # by their offsets
+    assert log.runs() == [f"r{run}" for run in range(7)]
     assert list(EventLog(tmp_path).open().read(151)) == whole[150:]
 
 
@@ -93,3 +95,15 @@ def test_a_seal_made_right_after_a_write_does_not_vouch_for_the_file(tmp_path: P
     _flip(segment, keep_time=True)  # within the same clock tick as the close, it may be
     with pytest.raises(LogCorrupted):
         EventLog(tmp_path).open()
+
+
+def test_an_edited_index_line_under_the_checkpoint_still_stops_readers(tmp_path: Path) -> None:
+    _written(tmp_path)
+    index = tmp_path / "runs.idx"
+    lines = index.read_text().splitlines(keepends=True)
+    lines[1] = lines[1].replace(" ", "  ", 1)  # a run line the checkpoint vouched for
+    index.write_text("".join(lines))
+    log = EventLog(tmp_path).open()
+    assert log.index_problem is not None
+    with pytest.raises(LogCorrupted, match="altered or damaged index entry"):
+        log.runs()
