@@ -4,13 +4,14 @@ Builds a workspace of ``--records`` records (1,000,000 by default): a few real r
 with the engine (short runs of five steps, and runs waiting at a gate, so ``inbox`` has
 something to list), and their records are then repeated under new run ids and seqs, written
 directly in the log's format (checksummed lines, segments rotated at 64 MiB, ``runs.idx``
-with its run lines, watermarks, seals and clean-close line). ``aiosrun doctor`` verifies the
-result and saves the workspace snapshot, as the engine would have. Then prints, for the
+with its run lines and offsets, watermarks, seals and clean-close line); with ``--doctor``,
+``aiosrun doctor`` verifies the result first. The first command folds the history and saves
+the workspace snapshot, as the engine would have. Then prints, for the
 fresh and the long workspace: ``status RUN``, ``runs``, ``inbox`` (process wall time, median
 of ``--repeat``), and the time to open a :class:`Workspace`. Run with ``uptime`` in mind:
 compare rows of one run, not figures across runs.
 
-    .venv/bin/python bench/history.py [--records 1000000] [--repeat 7] [--keep DIR]
+    .venv/bin/python bench/history.py [--records 1000000] [--repeat 7] [--doctor] [--keep DIR]
 """
 
 from __future__ import annotations
