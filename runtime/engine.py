@@ -34,7 +34,7 @@ import trio
 from aiosrun.dsl import ir
 from aiosrun.dsl.errors import AiosrunError
 from aiosrun.dsl.names import EVENT_NAME
-from aiosrun.runtime import clock
+from aiosrun.runtime import clock, reading
 from aiosrun.runtime.errors import BadRequest, Conflict, EngineError, NotFound
 from aiosrun.runtime.log.eventlog import NewEvent, Record
 from aiosrun.runtime.log.projections import RunState, apply_run, fold_run
@@ -54,7 +54,7 @@ from aiosrun.runtime.results import (
     RunListing,
 )
 from aiosrun.runtime.versions import file_version, plan_apply
-from aiosrun.runtime.workspace import Workspace, find_workspace
+from aiosrun.runtime.workspace import Workspace
 
 Observer = Callable[[Record], None]
 RESOLVE_ACTIONS = ("retry", "skip", "abort")
@@ -90,8 +90,7 @@ class Engine:
         self._fsync_pending = False
         if workspace.log.fsync_policy == "group":
             workspace.log.fsync_hook = self._fsync_soon
-        if workspace.log.repaired:
-            self.notices.append(f"warning: {workspace.log.repaired}")
+        self.notices.extend(reading.notices_of(workspace))
 
     @classmethod
     @asynccontextmanager
@@ -99,13 +98,7 @@ class Engine:
                    record_models: bool = False) -> AsyncIterator[Engine]:
         """Open the workspace at ``path`` (or the one found from the current folder upwards,
         or named by ``AIOS_WORKSPACE``), for the time of the ``async with``."""
-        override = os.fspath(path) if path is not None else os.environ.get("AIOS_WORKSPACE")
-        root = find_workspace(Path.cwd(), override)
-        if root is None:
-            where = f"{override}: " if override else ""
-            raise NotFound(f"{where}no workspace here: create aios.yaml (apiVersion: aiosrun/v1, "
-                           "kind: Workspace) or pass --workspace DIR")
-        ws = Workspace(root)
+        ws = reading.open_workspace(path)
         ws.record_models = ws.record_models or record_models
         try:
             async with trio.open_nursery() as nursery:
@@ -282,12 +275,11 @@ class Engine:
         return await self.get(run_id)
 
     async def get(self, run_id: str) -> Run:
-        return Run.of(self._state(run_id))
+        return reading.run(self.ws, run_id)
 
     async def runs(self, status: str | None = None) -> list[RunListing]:
         """Every run, oldest first (``status``: only those)."""
-        return [RunListing.of(r) for r in self.ws.workspace_state().runs.values()
-                if status is None or r.status == status]
+        return reading.runs(self.ws, status)
 
     async def playbooks(self) -> list[dict[str, Any]]:
         """The applied playbooks: name, version, description, triggers and input schemas."""
@@ -408,14 +400,7 @@ class Engine:
     async def inbox(self) -> list[InboxItem]:
         """Everything that waits for the operator, oldest first: gates, escalations, waits,
         and events a triggered playbook rejected (until dismissed)."""
-        state = self.ws.workspace_state()
-        items = [InboxItem.rejection(r) for r in state.rejected.values()]
-        for summary in state.runs.values():
-            if summary.status != "waiting":
-                continue
-            for pending in self.ws.run_state(summary.id).pending():
-                items.append(InboxItem(summary.id, summary.playbook, pending))
-        return sorted(items, key=lambda item: int(item.item["seq"]))
+        return reading.inbox(self.ws)
 
     async def dismiss(self, item_id: str) -> None:
         """Take a rejected event (``SEQ-PLAYBOOK``) off the inbox: the operator has seen it."""
@@ -611,11 +596,16 @@ class Engine:
         if rebuild:
             self.ws.store.clear_snapshots()
             rebuilt = self.ws.log.rebuild_index()
-        count = sum(1 for _ in self.ws.log.read())
+        count = 0
+        states: dict[str, RunState] = {}
+        for record in self.ws.log.read():  # every run folded in this one pass
+            count += 1
+            if record.run is not None:
+                apply_run(states.setdefault(record.run, RunState(record.run)), record)
         if not rebuild:  # what is derived too: the run index, an edited snapshot
             self.ws.store.check_index()
             for run_id in self.ws.workspace_state().runs:
-                self.ws.run_state(run_id)
+                self.ws.store.check_covered(self.ws.store.load_run_snapshot(run_id), run_id)
         if rebuild:
             self.ws.save_workspace_snapshot(every=0)
             for run_id in self.ws.workspace_state().runs:
@@ -642,10 +632,7 @@ class Engine:
     # ---- execution ------------------------------------------------------------------------
 
     def _state(self, run_id: str) -> RunState:
-        if run_id not in self.ws.workspace_state(copy=False).runs:
-            raise NotFound(f"no run '{run_id}'")
-        state: RunState = self.ws.run_state(run_id)
-        return state
+        return reading.run_state(self.ws, run_id)
 
     def _observe(self, record: Record, state: RunState) -> None:
         for observer in self.observers:

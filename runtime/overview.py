@@ -42,7 +42,7 @@ def version_text(ws: Workspace, digest: str) -> str | None:
     yaml.default_flow_style = False
     yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
     out = io.StringIO()
-    yaml.dump(plain(version.ir), out)
+    yaml.dump(plain(ws.version_ir(digest)), out)
     return out.getvalue()
 
 

@@ -8,7 +8,11 @@ snapshot plus the records after it.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,11 +20,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from aiosrun.runtime.coordinator.doubles import Doubles
     from aiosrun.runtime.log.store import EventStore, Store
+    from aiosrun.runtime.registry import Registry
 
 WORKSPACE_FILE = "aios.yaml"
 STATE_DIR = ".aios"
 WORKSPACE_SNAPSHOT_EVERY = 2_000  # records folded after a snapshot before the next is saved
-SNAPSHOT_MIN_STEPS = 16  # runs with fewer steps are folded from their records
+SNAPSHOT_MIN_STEPS = 16
+SETTINGS_CACHE = "settings.checked"  # runs with fewer steps are folded from their records
 
 
 def find_workspace(start: Path, override: str | None = None) -> Path | None:
@@ -71,24 +77,67 @@ class Settings:
 
 
 def load_settings(root: Path) -> Settings:
-    """Load and check ``aios.yaml``; raises :class:`PlaybookError` when it is invalid."""
+    """Load and check ``aios.yaml``; raises :class:`PlaybookError` when it is invalid.
+
+    A file already checked is read from ``.aios/settings.checked`` (its SHA-256 and this
+    version's number, then its data as JSON): the YAML parser, the schema and the checks
+    cost a read-only command several times what it reads. Any change to the file, or
+    another aiosrun version, checks it again."""
+    try:
+        raw = (root / WORKSPACE_FILE).read_bytes()
+    except OSError:
+        raw = None
+    cache = root / STATE_DIR / SETTINGS_CACHE
+    stamp = _settings_stamp(raw) if raw is not None else None
+    if stamp is not None:
+        with contextlib.suppress(OSError, ValueError):
+            head, _, body = cache.read_text("utf-8").partition("\n")
+            if head == stamp:
+                return Settings(json.loads(body))
     from aiosrun.dsl.check import check_workspace
     from aiosrun.dsl.errors import PlaybookError
-    from aiosrun.dsl.loader import load_file
+    from aiosrun.dsl.loader import load_bytes, load_file
+
+    path = root / WORKSPACE_FILE
+    doc = load_bytes(raw, str(path)) if raw is not None else load_file(path)
     from aiosrun.dsl.schema import check_schema
 
-    doc = load_file(root / WORKSPACE_FILE)
     problems = check_schema(doc, "workspace") + check_workspace(doc)
     if problems:
         raise PlaybookError(sorted(problems))
+    if stamp is not None and (root / STATE_DIR).is_dir():
+        _keep_checked(cache, stamp, doc.data)
     return Settings(doc.data)
+
+
+def _settings_stamp(raw: bytes) -> str:
+    # the package is loaded (this module is in it); importing it here would be a cycle
+    version = getattr(sys.modules.get("aiosrun.runtime"), "__version__", "unknown")
+    return f"aiosrun {version} sha256={hashlib.sha256(raw).hexdigest()}"
+
+
+def _keep_checked(cache: Path, stamp: str, data: dict[str, Any]) -> None:
+    """Note a checked ``aios.yaml`` (written whole or not at all; a read-only workspace
+    just checks it every time). Data JSON cannot carry as it is (a YAML date) is not kept."""
+    try:
+        body = json.dumps(data, ensure_ascii=False)
+        if json.loads(body) != data:
+            return
+    except (TypeError, ValueError):
+        return
+    temporary = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(f"{stamp}\n{body}", "utf-8")
+        temporary.replace(cache)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
 
 
 class Workspace:
     """An opened workspace: settings, event log, adapters, state."""
 
     def __init__(self, root: Path, settings: Settings | None = None) -> None:
-        from aiosrun.runtime.registry import Registry
         from aiosrun.runtime.secrets import Masker, load_secrets
 
         self.root = root
@@ -98,7 +147,7 @@ class Workspace:
         self.masker = Masker(self.secrets)
         self.store: Store = open_store(self.state_dir, self.settings, self.secrets)
         self.log: EventStore = self.store.log
-        self.registry = Registry.discover(root)
+        self._registry: Registry | None = None
         self._playbooks: dict[str, Any] = {}
         self._state: Any = None  # the folded workspace projection, kept up with the log
         self.record_models = os.environ.get("AIOS_RECORD") == "1"  # `run --record`
@@ -110,6 +159,19 @@ class Workspace:
             from aiosrun.runtime.erasure import resume
 
             resume(self)  # an erasure a crash interrupted is finished before anything else
+
+    @property
+    def registry(self) -> Registry:
+        """The adapters, discovered on first use: a command that only reads never asks."""
+        if self._registry is None:
+            from aiosrun.runtime.registry import Registry
+
+            self._registry = Registry.discover(self.root)
+        return self._registry
+
+    @registry.setter
+    def registry(self, registry: Registry) -> None:
+        self._registry = registry
 
     async def durable(self) -> None:
         """Make this process's appends durable, sharing one fsync in a worker thread with
@@ -208,11 +270,31 @@ class Workspace:
         if cached is None:
             cached = self._playbooks[digest] = cached_playbook(
                 str(self.root), digest,
-                lambda: self.workspace_state().versions[digest].ir if encoded is None
-                else encoded)
+                lambda: self.version_ir(digest) if encoded is None else encoded)
         return cached
 
-    def run_state(self, run_id: str, until_seq: int | None = None) -> Any:
+    def version_ir(self, digest: str) -> Any:
+        """A recorded version's encoded IR. The workspace snapshot keeps it out (it made
+        most of the snapshot), so a version read from one fetches it from its record,
+        found by seq, the first time it is needed."""
+        from aiosrun.runtime.log.eventlog import LogCorrupted
+
+        version = self.workspace_state().versions[digest]
+        if version.ir is None:
+            record = next(iter(self.log.read(version.seq)), None)
+            if record is None or record.seq != version.seq or \
+                    record.data.get("digest") != digest or "ir" not in record.data:
+                raise LogCorrupted(self.state_dir / "log", version.seq, f"the record of "
+                                   f"playbook version {digest[:12]} is not at seq "
+                                   f"{version.seq}: `aiosrun doctor --rebuild` rebuilds the "
+                                   "snapshot that names it")
+            version.ir = record.data["ir"]  # the fold's own Version: later asks are free
+        return version.ir
+
+    def run_state(self, run_id: str, until_seq: int | None = None, *,
+                  last_seq: int | None = None) -> Any:
+        """The run's state (as it was at ``until_seq``); ``last_seq``, the run's latest
+        record as the workspace projection knows it, ends the read there."""
         from aiosrun.runtime.log.projections import fold_run
 
         snapshot = None
@@ -220,7 +302,9 @@ class Workspace:
             snapshot = self.store.load_run_snapshot(run_id)
             self.store.check_covered(snapshot, run_id)
         start = snapshot.last_seq + 1 if snapshot else 1
-        return fold_run(run_id, self.log.read_run(run_id, start), snapshot, until_seq)
+        bounds = [seq for seq in (until_seq, last_seq) if seq is not None]
+        end = min(bounds) if bounds else None
+        return fold_run(run_id, self.log.read_run(run_id, start, end), snapshot, until_seq)
 
     def save_run_snapshot(self, state: Any) -> None:
         """Save where a run stands, for runs long enough that folding their records costs

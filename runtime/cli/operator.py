@@ -15,6 +15,7 @@ from aiosrun.runtime.cli.render import (
     FORMAT,
     Progress,
     exit_for,
+    read_session,
     report,
     report_dispatched,
     session,
@@ -100,7 +101,9 @@ def inbox(obj: Context, dismiss_id: str | None, fmt: str) -> None:
         session(obj, lambda engine: engine.dismiss(dismiss_id))
         click.echo(f"rejected event {dismiss_id} dismissed")
         return
-    items = session(obj, lambda engine: engine.inbox())
+    from aiosrun.runtime import reading
+
+    items = read_session(obj, reading.inbox)
     if fmt == "json":
         click.echo(json.dumps([item.to_json() for item in items], indent=2,
                               ensure_ascii=False))

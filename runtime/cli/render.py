@@ -18,6 +18,7 @@ from aiosrun.runtime.cli.app import Context, fail
 if TYPE_CHECKING:
     from aiosrun.runtime.engine import Engine, Record
     from aiosrun.runtime.results import Run
+    from aiosrun.runtime.workspace import Workspace
 
 T = TypeVar("T")
 
@@ -46,6 +47,23 @@ def session(obj: Context, work: Callable[[Engine], Awaitable[T]], *,
 
     try:
         return trio.run(main)
+    except EngineError as exc:
+        fail(str(exc))
+
+
+def read_session(obj: Context, work: Callable[[Workspace], T]) -> T:
+    """Answer a read-only command (``status``, ``runs``, ``inbox``) from the workspace
+    directly: the Engine would load trio and the coordinator for nothing."""
+    from aiosrun.runtime.errors import EngineError
+    from aiosrun.runtime.reading import notices_of, reading
+
+    try:
+        with reading(obj.workspace_path()) as ws:
+            try:
+                return work(ws)
+            finally:
+                for notice in notices_of(ws):
+                    click.echo(notice, err=True)
     except EngineError as exc:
         fail(str(exc))
 

@@ -16,6 +16,7 @@ from aiosrun.runtime.cli.render import (
     Progress,
     dump,
     exit_for,
+    read_session,
     report,
     report_dispatched,
     session,
@@ -139,7 +140,9 @@ def resume(obj: Context, run_id: str | None, all_runs: bool, fmt: str) -> None:
 @click.pass_obj
 def runs(obj: Context, status_filter: str | None, fmt: str) -> None:
     """List runs, newest last."""
-    listed = session(obj, lambda engine: engine.runs(status_filter))
+    from aiosrun.runtime import reading
+
+    listed = read_session(obj, lambda ws: reading.runs(ws, status_filter))
     if fmt == "json":
         click.echo(json.dumps([r.to_json() for r in listed], indent=2))
         return
@@ -153,7 +156,9 @@ def runs(obj: Context, status_filter: str | None, fmt: str) -> None:
 @click.pass_obj
 def status(obj: Context, run_id: str, fmt: str) -> None:
     """One run: status, steps, outputs, error."""
-    state = session(obj, lambda engine: engine.get(run_id))
+    from aiosrun.runtime import reading
+
+    state = read_session(obj, lambda ws: reading.run(ws, run_id))
     if fmt == "json":
         dump(state.to_json())
         return

@@ -14,10 +14,14 @@ anywhere else stops every reader with :class:`LogCorrupted` naming the file and 
 batch is written whole or not at all: a full disk cuts the files back and raises
 :class:`~aiosrun.runtime.log.storage.StorageFull`.
 
-Open verifies the whole log: a segment's *seal* (its size and CRC32, recorded in ``runs.idx``
-at close and rotation once those bytes are durable) checks its prefix in one pass, and the
-lines past it are checked one by one (checksum, contiguous seq). So a flipped byte or a cut
-anywhere stops every command, even one that starts from a snapshot.
+Open verifies what changed since the log was last sealed: a segment's *seal* (its size and
+CRC32, recorded in ``runs.idx`` at close and rotation once those bytes are durable, with the
+file's inode and modification time) checks its prefix in one pass, and the lines past it are
+checked one by one (checksum, contiguous seq). A file untouched since its seal is not read
+again, only its last line: so an edit, a copy over a segment or a cut stops every command,
+even one that starts from a snapshot, and opening costs the same at any history length; a
+byte that changes without the file's time (bit rot) is caught by the first reader that
+passes over it, and by ``doctor``, which reads every record.
 
 ``runs.idx`` maps each run to the segments that hold its records, so one run's history is
 read without scanning the whole log. It is derived: ``@ SEQ`` watermark lines say how far it
@@ -27,12 +31,14 @@ altered one stops the readers that use the index until ``doctor --rebuild``.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import datetime as dt
 import errno
 import fcntl
 import json
 import os
+import re
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -55,8 +61,14 @@ FsyncPolicy = Literal["always", "group"]
 _CRC_SUFFIX = len(',"crc":"') + 8 + len('"}')
 _INDEX = "runs.idx"
 _LOCK = "lock"
+_CHECKPOINT = "runs.checkpoint"  # how much of runs.idx a clean close had verified
+_MARK_LINE = re.compile(rb"(?m)^[=@!] [^\n]*")
+_RUN_LINE = re.compile(rb"(?m)^([^=@!\n][^ \n]*) ")
 _REWRITE = "rewrite.commit"  # a segment rewrite (a redaction) past its commit point
 _READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+# a seal made this soon after the file's last write does not vouch for it: a write within
+# the file system's clock tick (a few ms) after the seal would leave the same time
+_RACY_NS = 50_000_000
 
 
 class LogError(AiosrunError):
@@ -191,6 +203,13 @@ class EventLog:
         self._index: dict[str, list[str]] = {}
         self._filed: set[tuple[str, str]] = set()  # (run, segment) lines runs.idx holds
         self._seals: dict[str, tuple[int, int]] = {}  # segment -> (size, crc) it had
+        self._sealed_stat: dict[str, tuple[int, int, int]] = {}  # (mtime, inode, sealed at)
+        self._hints: dict[str, tuple[list[int], list[int]]] = {}  # runs.idx's seq offsets
+        self._verified: dict[str, tuple[int, int, os.stat_result]] = {}  # read in full at open
+        self._index_crc: int | None = 0  # CRC32 of runs.idx up to _index_offset (None: unsure)
+        self._lazy: bytes | None = None  # a checkpointed runs.idx prefix, its run lines unread
+        self._loaded: set[str] = set()  # runs whose lines in it were read
+        self._lazy_starts: dict[bytes, list[int]] | None = None  # run -> its lines' starts
         self._indexed_seq = 0
         self._index_offset = 0
         self._index_line = 0
@@ -277,6 +296,19 @@ class EventLog:
             return
         for number, segment in enumerate(segments):
             last = number == len(segments) - 1
+            following = int(segments[number + 1].stem) if not last else None
+            if self._untouched(segment):
+                size, crc = self._seals[segment.name]
+                end = self._last_seq_at(segment, size)
+                if following is not None and end != following - 1:
+                    raise LogCorrupted(segment, end - int(segment.stem) + 2,
+                                       f"the segment ends at seq {end} but the next one "
+                                       f"starts at {following}: records are missing")
+                if last:
+                    self.last_seq = end
+                    self._open_segment(segment, size, crc, end - int(segment.stem) + 1)
+                continue
+            before = os.stat(segment)
             data = segment.read_bytes()
             cut = len(data)
             if data and not data.endswith(b"\n"):
@@ -285,6 +317,8 @@ class EventLog:
                                        "middle of the log")
                 cut = data.rfind(b"\n") + 1
             sealed = self._verify(segment, data[:cut])
+            if not last and segment.name in self._seals:
+                self._verified[segment.name] = (cut, sealed, before)
             if cut < len(data):
                 self.repaired = (f"{segment}: cut off a torn last record ({len(data) - cut} "
                                  "bytes without a line end), left by an interrupted write")
@@ -292,7 +326,6 @@ class EventLog:
                     with open(segment, "r+b") as handle:
                         handle.truncate(cut)
                         os.fsync(handle.fileno())
-            following = int(segments[number + 1].stem) if not last else None
             end = self._last_seq_of(segment, data[:cut])
             if following is not None and end != following - 1:
                 raise LogCorrupted(segment, data.count(b"\n") + 1,
@@ -301,6 +334,51 @@ class EventLog:
             if last:
                 self.last_seq = end
                 self._open_segment(segment, cut, sealed, data[:cut].count(b"\n"))
+
+    def _untouched(self, segment: Path) -> bool:
+        """Whether the file is as it was when sealed (same inode, size and modification
+        time): its bytes were then written or verified by the sealing process, so they are
+        not read again at open. Any write since (an append, an edit, a copy over it) changes
+        the time or the size, and the segment is verified in full as before; what reads a
+        record still checks its checksum, and ``doctor`` reads them all. A seal made within
+        ``_RACY_NS`` of the last write is not trusted (as git treats a "racily clean"
+        file): the next open verifies the segment and its close seals it again."""
+        sealed = self._sealed_stat.get(segment.name)
+        if sealed is None:
+            return False
+        mtime, inode, sealed_at = sealed
+        if sealed_at - mtime < _RACY_NS:  # a write in the same clock tick would not show
+            return False
+        try:
+            stat = os.stat(segment)
+        except OSError:
+            return False
+        return (stat.st_size, stat.st_mtime_ns, stat.st_ino) == (
+            self._seals[segment.name][0], mtime, inode)
+
+    @staticmethod
+    def _last_seq_at(segment: Path, size: int) -> int:
+        """The seq of the last line of the segment's first ``size`` bytes, read from the end
+        (verified by its checksum)."""
+        if size == 0:
+            return int(segment.stem) - 1
+        with open(segment, "rb") as handle:
+            back = 4096
+            while True:
+                start = max(0, size - back)
+                handle.seek(start)
+                data = handle.read(size - start)
+                at = data.rfind(b"\n", 0, len(data) - 1)
+                if at >= 0 or start == 0:
+                    line = data[at + 1:]
+                    first = int(segment.stem)
+                    return decode(line, segment, line_seq(line) - first + 1).seq
+                back *= 4
+
+    def _stat_of(self, path: Path, fd: int | None = None) -> str:
+        """`` MTIME INODE NOW`` of a segment, for its seal line (see :meth:`_untouched`)."""
+        stat = os.fstat(fd) if fd is not None else os.stat(path)
+        return f" {stat.st_mtime_ns} {stat.st_ino} {time.time_ns()}"
 
     def _finish_rewrite(self) -> None:
         """At open: complete a segment rewrite that a crash interrupted past its commit
@@ -334,7 +412,8 @@ class EventLog:
             data = segment.read_bytes()
             whole = data[: data.rfind(b"\n") + 1]
             self._verify_lines(segment, whole, 0, len(whole))  # never seal a damaged one
-            seals.append(sign(f"= {name} {len(whole)} {zlib.crc32(whole):08x}") + "\n")
+            stat = self._stat_of(segment) if len(whole) == len(data) else ""
+            seals.append(sign(f"= {name} {len(whole)} {zlib.crc32(whole):08x}{stat}") + "\n")
         self._fsync_dir()
         path = self.folder / _INDEX
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -473,7 +552,7 @@ class EventLog:
             payload = b"".join(chunks)
             before = self._size
             append_all(self._fd, payload, before, self._segment)
-            lines = self._index_lines(records)
+            lines = self._index_lines(records, chunks, before)
             index_size: int | None = None
             try:
                 if lines:
@@ -575,13 +654,13 @@ class EventLog:
                                            "due: records are missing or out of place")
                     if record.seq % STRIDE == 0:
                         self._marks.note(self._segment.name, self._inode, record.seq, position)
-                    position += len(line)
                     self.last_seq = record.seq
                     if record.run is not None:
                         self._last_of[record.run] = record.seq
                         if self._learn(record.run, self._segment.name, record.seq):
                             missing.append(sign(f"{record.run} {self._segment.name} "
-                                                f"{record.seq}"))
+                                                f"{record.seq} {position}"))
+                    position += len(line)
                 self._size += len(data)
                 self._lines = number
                 self._crc = zlib.crc32(data, self._crc)
@@ -629,11 +708,32 @@ class EventLog:
         ``closed``: the whole log is durable up to here, so a later log that ends before
         lost records to a cut, not to a crash (which can only take what was not durable)."""
         assert self._segment is not None
-        lines = [sign(f"= {self._segment.name} {self._size} {self._crc:08x}") + "\n",
+        stat = ""  # the file holds just what is sealed (under the lock: nobody appends)
+        if self._fd is not None and os.fstat(self._fd).st_size == self._size:
+            stat = self._stat_of(self._segment, self._fd)
+        lines = self._seals_of_verified()
+        lines += [sign(f"= {self._segment.name} {self._size} {self._crc:08x}{stat}") + "\n",
                  sign(f"{'!' if closed else '@'} {self.last_seq}") + "\n"]
         with contextlib.suppress(StorageError):  # derived: unsealed, lines are checked singly
             self._write_index(lines)
         self._seals[self._segment.name] = (self._size, self._crc)
+
+    def _seals_of_verified(self) -> list[str]:
+        """Seal again, with their stat, the finished segments this open verified in full
+        and that are unchanged since: a seal made at rotation, right after the last write,
+        does not vouch for the file (see :meth:`_untouched`), this one does."""
+        lines = []
+        for name, (size, crc, seen) in self._verified.items():
+            try:
+                now = os.stat(self.folder / name)
+            except OSError:
+                continue
+            stat = (now.st_size, now.st_mtime_ns, now.st_ino)
+            if stat == (seen.st_size, seen.st_mtime_ns, seen.st_ino) and size == now.st_size:
+                lines.append(sign(f"= {name} {size} {crc:08x}{self._stat_of(self.folder / name)}")
+                             + "\n")
+        self._verified.clear()
+        return lines
 
     def close(self) -> None:
         if not self.read_only:
@@ -649,6 +749,7 @@ class EventLog:
                     except OSError:
                         durable = False
                     self._seal(closed=durable)
+                    self._write_checkpoint()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -692,6 +793,7 @@ class EventLog:
     # ---- the run index ------------------------------------------------------------
 
     def _learn(self, run: str, segment: str, seq: int, *, filed: bool = False) -> bool:
+        self._load_run(run)
         """Note that ``run`` has records in ``segment`` from ``seq`` on; True when runs.idx
         lacks that."""
         known = self._index.setdefault(run, [])
@@ -704,24 +806,66 @@ class EventLog:
             self._filed.add((run, segment))
         return (run, segment) not in self._filed
 
-    def _index_lines(self, records: Sequence[Record]) -> list[str]:
+    def _hint(self, segment: str, seq: int, offset: int) -> None:
+        """runs.idx says the record ``seq`` starts at byte ``offset`` of ``segment``: a
+        place a read may start from without the marks of a pass over the file (an open that
+        did not read the segment has none). Checked before use (:meth:`_start_at`)."""
+        seqs, offsets = self._hints.setdefault(segment, ([], []))
+        if not seqs or seq > seqs[-1]:
+            seqs.append(seq)
+            offsets.append(offset)
+        else:  # a run's checkpointed line, read when the run was asked for
+            at = bisect.bisect_left(seqs, seq)
+            if seqs[at] != seq:
+                seqs.insert(at, seq)
+                offsets.insert(at, offset)
+
+    def _start_at(self, handle: Any, segment: str, inode: int, first: int,
+                  seq: int) -> tuple[int, int]:
+        """Where a read of the records from ``seq`` starts: the nearest seek mark or
+        runs.idx offset at or before it. An offset is used only when a line of that seq
+        starts there (a redaction's rewrite moves lines; then the marks serve)."""
+        mark = self._marks.find(segment, inode, first, seq)
+        seqs, offsets = self._hints.get(segment, ((), ()))
+        at = bisect.bisect_right(seqs, seq) - 1
+        if at < 0 or seqs[at] <= mark[0]:
+            return mark
+        offset = offsets[at]
+        if offset > 0:
+            handle.seek(offset - 1)
+            if handle.read(1) != b"\n":
+                return mark
+        else:
+            handle.seek(0)
+        if line_seq(handle.read(32)) != seqs[at]:
+            return mark
+        return seqs[at], offset
+
+    def _index_lines(self, records: Sequence[Record], chunks: Sequence[bytes],
+                     before: int) -> list[str]:
+        """The runs.idx lines a batch adds: each run's first record in this segment, with
+        its byte offset, and a watermark every thousand records."""
         assert self._segment is not None
         segment = self._segment.name
         lines = []
         new: set[str] = set()
-        for record in records:
+        position = before
+        for record, chunk in zip(records, chunks, strict=True):
             if record.run is not None and (record.run, segment) not in self._filed \
                     and record.run not in new:
                 new.add(record.run)
-                lines.append(sign(f"{record.run} {segment} {record.seq}") + "\n")
+                lines.append(sign(f"{record.run} {segment} {record.seq} {position}") + "\n")
+            position += len(chunk)
         if records and records[-1].seq // 1000 > (records[0].seq - 1) // 1000:
-            lines.append(sign(f"@ {records[-1].seq}") + "\n")  # bounds a re-index after a crash
+            # bounds a re-index after a crash, and is a place a read can start from
+            lines.append(sign(f"@ {records[-1].seq} {segment} {position}") + "\n")
         return lines
 
     def _write_index(self, lines: Sequence[str], *, note: bool = True) -> int:
         """Append index lines in full (or not at all); returns the file's size before."""
         payload = "".join(lines).encode("utf-8")
         path = self.folder / _INDEX
+        self._read_index_tail()  # lines another process added (a seal at its close) first
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
@@ -731,6 +875,9 @@ class EventLog:
             append_all(fd, payload, size, path)
         finally:
             os.close(fd)
+        if self._index_crc is not None:
+            self._index_crc = (zlib.crc32(payload, self._index_crc)
+                               if size == self._index_offset else None)
         self._index_offset = size + len(payload)
         self._index_line += len(lines)
         if note:
@@ -743,6 +890,7 @@ class EventLog:
         path = self.folder / _INDEX
         with contextlib.suppress(OSError):
             os.truncate(path, size)
+            self._index_crc = None  # the checkpoint is not written by this process
             self._index_offset = size
             self._index_line = self._count_lines(path)
 
@@ -758,8 +906,7 @@ class EventLog:
             with open(path, "rb") as handle:
                 size = os.fstat(handle.fileno()).st_size
                 if size < self._index_offset:  # rewritten (doctor --rebuild): read it anew
-                    self._index, self._filed, self._seals, self._first = {}, set(), {}, {}
-                    self._index_offset = self._index_line = self._indexed_seq = 0
+                    self._forget_index()
                 if size == self._index_offset:
                     return
                 handle.seek(self._index_offset)
@@ -767,21 +914,121 @@ class EventLog:
         except FileNotFoundError:
             return
         complete = data[: data.rfind(b"\n") + 1]
+        if self._index_offset == 0:
+            complete = self._checkpointed(complete, path)
+        if self._index_crc is not None:
+            self._index_crc = zlib.crc32(complete, self._index_crc)
         self._index_offset += len(complete)
         for line in complete.decode("utf-8", errors="replace").splitlines():
             self._index_line += 1
             self._parse_index_line(line, path)
+
+    def _forget_index(self) -> None:
+        self._index, self._filed, self._seals, self._first = {}, set(), {}, {}
+        self._sealed_stat, self._hints = {}, {}
+        self._index_offset = self._index_line = self._indexed_seq = 0
+        self._index_crc, self._lazy, self._loaded = 0, None, set()
+        self._lazy_starts = None
+
+    def _checkpointed(self, data: bytes, path: Path) -> bytes:
+        """At open: when ``runs.checkpoint`` vouches for a prefix of runs.idx (its length
+        and CRC32, written at a clean close by a process that had verified every line of it),
+        its run lines are not parsed now but when a run is asked for (:meth:`_load_run`);
+        its seals and watermarks are. Returns the rest, to parse line by line. Without a
+        checkpoint, or when the prefix differs (an edit, a rewrite), everything is parsed
+        and checked as before."""
+        try:
+            text = unsign((self.folder / _CHECKPOINT).read_text("utf-8").strip())
+            length, crc = (text or "").split()
+            size, expected = int(length), int(crc, 16)
+        except (OSError, ValueError):
+            return data
+        if not 0 < size <= len(data) or data[size - 1:size] != b"\n" or \
+                zlib.crc32(data[:size]) != expected:
+            return data
+        prefix = data[:size]
+        self._lazy = prefix
+        self._index_crc = expected
+        self._index_offset = size
+        for match in _MARK_LINE.finditer(prefix):  # (checked by the CRC: none is altered)
+            self._parse_index_line(match.group().decode("utf-8", errors="replace"), path)
+        self._index_line = prefix.count(b"\n")
+        return data[size:]
+
+    def _load_run(self, run: str) -> None:
+        """Parse the checkpointed run lines of ``run`` (found by a byte search)."""
+        if self._lazy is None or run in self._loaded:
+            return
+        self._loaded.add(run)
+        prefix = self._lazy
+        if self._lazy_starts is None and len(self._loaded) > 4:  # many asked (the inbox)
+            self._lazy_starts = {}
+            for match in _RUN_LINE.finditer(prefix):  # one pass, instead of a search each
+                self._lazy_starts.setdefault(match.group(1), []).append(match.start())
+        if self._lazy_starts is not None:
+            starts = self._lazy_starts.get(run.encode("utf-8"), [])
+        else:
+            needle = b"\n" + run.encode("utf-8") + b" "
+            starts = [0] if prefix.startswith(needle[1:]) else []
+            at = prefix.find(needle)
+            while at >= 0:
+                starts.append(at + 1)
+                at = prefix.find(needle, at + 1)
+        for start in starts:
+            end = prefix.find(b"\n", start)
+            self._parse_index_line(prefix[start:end].decode("utf-8", errors="replace"),
+                                   self.folder / _INDEX)
+
+    def _load_index(self) -> None:
+        """Parse every checkpointed run line (``runs()`` lists them all)."""
+        if self._lazy is None:
+            return
+        prefix, self._lazy, self._lazy_starts = self._lazy, None, None
+        skip = tuple(b"=@!")
+        for raw in prefix.splitlines():
+            if raw and raw[0] not in skip:
+                parts = raw.split(b" ")
+                if parts[0].decode("utf-8", errors="replace") not in self._loaded:
+                    self._parse_index_line(raw.decode("utf-8", errors="replace"),
+                                           self.folder / _INDEX)
+        self._loaded = set()
+
+    def _write_checkpoint(self) -> None:
+        """Vouch for runs.idx as this process has read and verified it (at a clean close)."""
+        if self._index_crc is None or self.index_problem is not None:
+            return
+        path = self.folder / _CHECKPOINT
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            temporary.write_text(sign(f"{self._index_offset} {self._index_crc:08x}") + "\n",
+                                 "utf-8")
+            temporary.replace(path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
 
     def _parse_index_line(self, line: str, path: Path) -> None:
         text = unsign(line)
         parts = text.split() if text is not None else []
         if len(parts) == 2 and parts[0] == "@" and parts[1].isdigit():  # watermark
             self._indexed_seq = max(self._indexed_seq, int(parts[1]))
+        elif len(parts) == 4 and parts[0] == "@" and parts[1].isdigit() and \
+                parts[3].isdigit():  # and where the record after it starts
+            self._indexed_seq = max(self._indexed_seq, int(parts[1]))
+            self._hint(parts[2], int(parts[1]) + 1, int(parts[3]))
         elif len(parts) == 2 and parts[0] == "!" and parts[1].isdigit():  # a clean close
             self._closed_seq = max(self._closed_seq, int(parts[1]))
             self._indexed_seq = max(self._indexed_seq, int(parts[1]))
-        elif len(parts) == 4 and parts[0] == "=" and parts[2].isdigit():  # a segment's seal
+        elif len(parts) in (4, 7) and parts[0] == "=" and parts[2].isdigit():  # a seal
             self._seals[parts[1]] = (int(parts[2]), int(parts[3], 16))
+            if len(parts) == 7:  # and the file's stat then (see _untouched)
+                self._sealed_stat[parts[1]] = (int(parts[4]), int(parts[5]), int(parts[6]))
+            else:
+                self._sealed_stat.pop(parts[1], None)
+        elif len(parts) == 4 and parts[2].isdigit() and parts[3].isdigit():  # with its offset
+            self._learn(parts[0], parts[1], int(parts[2]), filed=True)
+            self._hint(parts[1], int(parts[2]), int(parts[3]))
+            self._indexed_seq = max(self._indexed_seq, int(parts[2]))
         elif len(parts) == 3 and parts[2].isdigit():
             self._learn(parts[0], parts[1], int(parts[2]), filed=True)
             self._indexed_seq = max(self._indexed_seq, int(parts[2]))
@@ -810,15 +1057,15 @@ class EventLog:
         """Rewrite ``runs.idx`` from the segments; returns the number of runs."""
         with self._locked():
             (self.folder / _INDEX).unlink(missing_ok=True)
-            self._index, self._filed, self._seals, self._first = {}, set(), {}, {}
-            self._index_offset = self._index_line = 0
+            self._forget_index()
             self.index_problem = None
             self._reindex_from(1)
             segments = self.segments()
             for segment in segments[:-1]:  # finished segments: seal them again
                 data = segment.read_bytes()
                 self._write_index([sign(f"= {segment.name} {len(data)} "
-                                        f"{zlib.crc32(data):08x}") + "\n"])
+                                        f"{zlib.crc32(data):08x}{self._stat_of(segment)}")
+                                   + "\n"])
             if self._segment is not None:
                 self._seal()
         return len(self._index)
@@ -826,7 +1073,8 @@ class EventLog:
     # ---- reading ------------------------------------------------------------
 
     def _scan(self, from_seq: int = 1, only: set[str] | None = None,
-              run: str | None = None) -> Iterator[tuple[Path, Record]]:
+              run: str | None = None,
+              until: int | None = None) -> Iterator[tuple[Path, Record]]:
         """Records from ``from_seq``, read from the seek mark nearest before it (and, with
         ``run``, before the run's first record in each segment); lines of other runs are
         passed over without decoding: the check is a cheap look at the line's prefix."""
@@ -841,7 +1089,7 @@ class EventLog:
             first = int(segment.stem)
             with open(segment, "rb") as handle:
                 inode = os.fstat(handle.fileno()).st_ino
-                seq, position = self._marks.find(segment.name, inode, first, start)
+                seq, position = self._start_at(handle, segment.name, inode, first, start)
                 handle.seek(position)
                 for line in handle:
                     if not line.endswith(b"\n"):
@@ -850,6 +1098,8 @@ class EventLog:
                         self._marks.note(segment.name, inode, seq, position)
                     seq += 1
                     position += len(line)
+                    if until is not None and seq > until + 1:
+                        return
                     if seq <= start or (marker is not None and marker not in line[:200]):
                         continue
                     record = decode(line, segment, seq - first)
@@ -868,26 +1118,34 @@ class EventLog:
             return iter(())
         return (record for _, record in self._scan(from_seq))
 
-    def read_run(self, run: str, from_seq: int = 1) -> Iterator[Record]:
+    def read_run(self, run: str, from_seq: int = 1,
+                 until_seq: int | None = None) -> Iterator[Record]:
         """One run's records, reading only the segments the index names for it (after
-        catching up with what other processes appended)."""
+        catching up with what other processes appended); ``until_seq``: the run's last
+        record, known from the workspace's projection, so the read stops there instead of
+        passing over the rest of the segment."""
         self.refresh()
         if self.index_problem is not None:
             raise self.index_problem
+        self._load_run(run)
         segments = set(self._index.get(run, ()))
         if not segments or from_seq > self._last_of.get(run, self._opened_seq):
             return iter(())
-        return (record for _, record in self._scan(from_seq, only=segments, run=run)
+        return (record for _, record in self._scan(from_seq, only=segments, run=run,
+                                                   until=until_seq)
                 if record.run == run)
 
     def runs(self) -> list[str]:
         self.refresh()
         if self.index_problem is not None:
             raise self.index_problem
-        return list(self._index)
+        self._load_index()
+        first = self._first
+        return sorted(self._index, key=lambda run: min(first[run, s] for s in self._index[run]))
 
     def has_run(self, run: str) -> bool:
         """Whether the run has records (other processes' appends included)."""
+        self._load_run(run)
         if run not in self._index:
             self.refresh()
         return run in self._index

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -321,10 +323,12 @@ class PgLog:
         return self._rows("SELECT seq, line FROM aios_events WHERE seq > %s ORDER BY seq "
                           "LIMIT %s", (), first, contiguous=True)
 
-    def read_run(self, run: str, from_seq: int = 1) -> Iterator[Record]:
-        return (record for record in self._rows(
+    def read_run(self, run: str, from_seq: int = 1,
+                 until_seq: int | None = None) -> Iterator[Record]:
+        last = until_seq if until_seq is not None else math.inf
+        return (record for record in itertools.takewhile(lambda r: r.seq <= last, self._rows(
             "SELECT seq, line FROM aios_events WHERE run = %s AND seq > %s ORDER BY seq "
-            "LIMIT %s", (run,), max(from_seq, 1), contiguous=False) if record.run == run)
+            "LIMIT %s", (run,), max(from_seq, 1), contiguous=False)) if record.run == run)
 
     def runs(self) -> list[str]:
         with self.errors():

@@ -334,8 +334,8 @@ class Version:
     digest: str
     source: str
     commit: str | None
-    seq: int
-    ir: Any  # encoded IR (aiosrun.dsl.ir_codec)
+    seq: int  # of its PlaybookApplied / PlaybookVersionRecorded record, which holds the IR
+    ir: Any = None  # encoded IR (aiosrun.dsl.ir_codec); None when read from a snapshot
 
 
 @dataclass
@@ -346,6 +346,7 @@ class RunSummary:
     started_at: str
     parent: str | None = None
     open: list[str] = field(default_factory=list)  # its open gates, escalations and waits
+    last_seq: int = 0  # its latest record (0: not known, a snapshot of the first layout)
 
 
 @dataclass
@@ -376,6 +377,8 @@ _CLOSES = {"GateDecided": "gate", "EscalationResolved": "path", "WaitSatisfied":
 def apply_workspace(state: WorkspaceState, record: Record) -> WorkspaceState:
     data = record.data
     state.last_seq = record.seq
+    if record.run is not None and record.run in state.runs:
+        state.runs[record.run].last_seq = record.seq
     if record.type in ("PlaybookApplied", "PlaybookVersionRecorded"):
         version = Version(data["name"], data["digest"], data.get("source", ""),
                           data.get("commit"), record.seq, data["ir"])
@@ -386,7 +389,7 @@ def apply_workspace(state: WorkspaceState, record: Record) -> WorkspaceState:
         state.current.pop(data["name"], None)
     elif record.type == "RunStarted" and record.run is not None:
         state.runs[record.run] = RunSummary(record.run, data["playbook"], "running", record.ts,
-                                            data.get("parent"))
+                                            data.get("parent"), last_seq=record.seq)
         if data.get("idempotency_key"):
             state.idempotency_keys.setdefault(data["idempotency_key"], record.run)
     elif record.type == "EventEmitted":
@@ -460,9 +463,12 @@ def save_snapshot(path: Path, state: RunState | WorkspaceState) -> None:
 def snapshot_text(state: RunState | WorkspaceState) -> str:
     """A snapshot as stored (a file, a row): a checksum line, then the state as JSON (a run's
     steps on lines of their own after it, see :func:`_run_body`)."""
-    body = _run_body(state) if isinstance(state, RunState) else None
-    if body is None:
-        body = json.dumps(state, ensure_ascii=False, default=vars)  # asdict() copied it first
+    if isinstance(state, WorkspaceState):
+        body = json.dumps(_workspace_body(state), ensure_ascii=False, separators=(",", ":"))
+    else:
+        body = _run_body(state)
+        if body is None:
+            body = json.dumps(state, ensure_ascii=False, default=vars)  # not asdict(): a copy
     return f"{_SNAPSHOT_HEADER}{zlib.crc32(body.encode('utf-8')):08x}\n{body}"
 
 
@@ -597,15 +603,40 @@ def load_workspace_snapshot(path: Path) -> WorkspaceState | None:
     return workspace_snapshot(_snapshot_body(path))
 
 
+_WORKSPACE_LAYOUT = 2
+_VERSION_FIELDS = ("name", "digest", "source", "commit", "seq")
+
+
+def _workspace_body(state: WorkspaceState) -> dict[str, Any]:
+    """The workspace snapshot's compact form: versions without their IR (each names the seq
+    of the record that holds it, read when a run needs it), runs as rows of fields. The IR
+    made most of the snapshot, and nothing that reads the snapshot back needs it."""
+    return {"layout": _WORKSPACE_LAYOUT, "current": state.current,
+            "versions": [[getattr(v, f) for f in _VERSION_FIELDS]
+                         for v in state.versions.values()],
+            "runs": [[s.id, s.playbook, s.status, s.started_at, s.parent, s.open, s.last_seq]
+                     for s in state.runs.values()],
+            "last_seq": state.last_seq, "pending_events": state.pending_events,
+            "event_keys": state.event_keys, "event_ids": state.event_ids,
+            "idempotency_keys": state.idempotency_keys, "rejected": state.rejected,
+            "spend": state.spend}
+
+
 def workspace_snapshot(raw: Any) -> WorkspaceState | None:
     """The workspace's state from a parsed snapshot (None: none, or an older layout)."""
     if raw is None:
         return None
     try:
+        if raw.get("layout") == _WORKSPACE_LAYOUT:
+            versions = {row[1]: Version(*row) for row in raw["versions"]}
+            runs = {row[0]: RunSummary(*row) for row in raw["runs"]}
+        else:  # the first layout: dicts of fields, each version with its IR
+            versions = {d: Version(**v) for d, v in raw["versions"].items()}
+            runs = {r: RunSummary(**s) for r, s in raw["runs"].items()}
         return WorkspaceState(
             current=raw["current"],
-            versions={d: Version(**v) for d, v in raw["versions"].items()},
-            runs={r: RunSummary(**s) for r, s in raw["runs"].items()},
+            versions=versions,
+            runs=runs,
             last_seq=raw["last_seq"],
             pending_events={int(k): v for k, v in raw.get("pending_events", {}).items()},
             event_keys=raw.get("event_keys", {}),

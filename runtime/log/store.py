@@ -63,7 +63,11 @@ class EventStore(Protocol):
         """Every record from ``from_seq`` on, verified (raises :class:`LogCorrupted`)."""
         ...
 
-    def read_run(self, run: str, from_seq: int = 1) -> Iterator[Record]: ...
+    def read_run(self, run: str, from_seq: int = 1,
+                 until_seq: int | None = None) -> Iterator[Record]:
+        """One run's records; ``until_seq``: none after it is wanted (a bound the caller
+        knows, so the read stops there)."""
+        ...
 
     def runs(self) -> list[str]:
         """The run index: every run with records, in order of its first record."""
