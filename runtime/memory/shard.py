@@ -140,7 +140,7 @@ class Shard:
             return
         size = self._cut_torn_tail()
         if size > self.state["offset"]:
-            self._apply(list(self._read_journal(self.state["offset"])), size)
+            self._replay(size)
         elif self.state.get("embedder") is None:
             self._save_state(size)
 
@@ -466,7 +466,15 @@ class Shard:
                 on_disk.get("next_key") != self.state.get("next_key"):
             self._load()
         if size > self.state["offset"]:
-            self._apply(list(self._read_journal(self.state["offset"])), size)
+            self._replay(size)
+
+    def _replay(self, size: int) -> None:
+        """Apply what the journal holds past ``state.json``: a writer died after its fsync.
+        Tantivy files that writer wrote but never committed are removed first: the replay
+        makes the same deletions at the same opstamp, so it would name a ``.del`` file the
+        same and fail on it (``FileAlreadyExists``) at every open."""
+        self._index.writer(heap_size=15_000_000, num_threads=1).garbage_collect_files()
+        self._apply(list(self._read_journal(self.state["offset"])), size)
 
     # ---- reading -------------------------------------------------------------------------
 
