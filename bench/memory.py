@@ -6,7 +6,7 @@
 - speed at N items in one domain (default 100,000): bulk add throughput (target >= 3,000
   items/s with the built-in embedder), search p50/p95 per mode (target hybrid p95 < 10 ms,
   also for questions that name someone and a date, which reads the candidates' texts),
-  usearch recall@10 against exact search (target >= 0.95), disk per item.
+  usearch recall@10 against exact search (target >= 0.97), disk per item.
 
     python bench/memory.py [--items 100000] [--queries 200]
 """
@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -78,12 +79,16 @@ def speed(count: int, queries: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = MemoryStore(Path(tmp), embedder, ["customers"])
         items = [new_item(t, "customers", item_id=f"i{i}") for i, t in enumerate(texts)]
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for start in range(0, count, 10_000):
             store.remember(items[start:start + 10_000])
-        elapsed = time.perf_counter() - started
-        print(f"\nspeed at {count:,} items in one domain (built-in embedder):")
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        print(f"\nspeed at {count:,} items in one domain (built-in embedder), "
+              f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores:")
         print(f"  bulk add:                 {count / elapsed:>10,.0f} items/s [target 3,000]")
+        # on a shared machine the wall figure follows the others' load; CPU time does less
+        print(f"  bulk add per CPU second:  {count / cpu:>10,.0f} items "
+              f"({cpu / elapsed:.2f} cores used of {os.cpu_count()})")
         asked = synthetic(queries, seed=11)
         named = [f"What did Customer {q.split()[1]} say on 21 May, 2023 about "
                  f"{' '.join(q.split()[2:6])}?" for q in asked]
@@ -109,7 +114,7 @@ def speed(count: int, queries: int) -> None:
             exact = set(keys[np.argsort(-(matrix @ vector))[:10]].tolist())
             found = shard._vectors.search(vector, 10)
             agree += len(exact & {int(k) for k in found.keys})
-        print(f"  usearch recall@10 vs exact: {agree / (10 * len(vectors)):.3f} [target 0.95]")
+        print(f"  usearch recall@10 vs exact: {agree / (10 * len(vectors)):.3f} [target 0.97]")
         print(f"  disk per item:            {shard.disk_bytes() / count:>10,.0f} bytes")
 
 

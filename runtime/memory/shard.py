@@ -6,7 +6,7 @@
   written and fsynced first; the two indexes are derived from it.
 - ``tantivy/``: text (BM25, English stemming), id, layer, source, metadata, time, and the
   item's integer ``key``, which is also its key in
-- ``vectors.usearch``: the item's embedding (cosine, bf16).
+- ``vectors.usearch``: the item's embedding (unit length, inner product: cosine; bf16).
 - ``state.json``: how far into the journal both indexes are (``offset``), the next key and
   the embedder's fingerprint, replaced atomically after both indexes are saved.
 
@@ -121,10 +121,7 @@ class Shard:
         self._vectors = self._open_vectors()
 
     def _open_vectors(self) -> Any:
-        from usearch.index import Index
-
-        index = Index(ndim=self.embedder.dim, metric="cos", dtype="bf16",
-                      expansion_add=64, expansion_search=256)
+        index = self._fresh_vectors()
         if self.vectors_path.exists() and self.state.get("embedder") == self.embedder.fingerprint:
             index.load(str(self.vectors_path))
         return index
@@ -143,7 +140,7 @@ class Shard:
             return
         size = self._cut_torn_tail()
         if size > self.state["offset"]:
-            self._apply(list(self._read_journal(self.state["offset"])), size)
+            self._replay(size)
         elif self.state.get("embedder") is None:
             self._save_state(size)
 
@@ -232,7 +229,7 @@ class Shard:
             self._vectors.remove(key)
         for start in range(0, len(final), BATCH):
             chunk = final[start:start + BATCH]
-            vectors = self.embedder.embed([e["item"]["text"] for e in chunk])
+            vectors = _unit(self.embedder.embed([e["item"]["text"] for e in chunk]))
             self._vectors.add(np.array([e["key"] for e in chunk], dtype=np.uint64), vectors)
         self._save_vectors()
         self.state["next_key"] = max([self.state["next_key"],
@@ -400,9 +397,14 @@ class Shard:
         self._reindex(list(self._read_journal()), reuse_vectors=False)
 
     def _fresh_vectors(self) -> Any:
+        """An empty usearch index. Inner product on unit vectors (:func:`_unit`) ranks as
+        cosine does, and its kernel skips the two norms: HNSW insertion, mostly distance
+        computations, took 0.79 of the time (measured at 100,000 items, recall unchanged).
+        A file saved with ``cos`` loads with ``cos`` (usearch keeps the file's metric),
+        which ranks the same unit vectors the same way."""
         from usearch.index import Index
 
-        return Index(ndim=self.embedder.dim, metric="cos", dtype="bf16",
+        return Index(ndim=self.embedder.dim, metric="ip", dtype="bf16",
                      expansion_add=64, expansion_search=256)
 
     def _reindex(self, entries: list[dict[str, Any]], reuse_vectors: bool) -> None:
@@ -440,9 +442,9 @@ class Shard:
             chunk = rows[start:start + BATCH]
             keys = np.array([e["key"] for e in chunk], dtype=np.uint64)
             if reuse_vectors and all(old.contains(int(k)) for k in keys):
-                vectors = np.asarray(old.get(keys), dtype=np.float32)
+                vectors = _unit(old.get(keys))
             else:
-                vectors = self.embedder.embed([e["item"]["text"] for e in chunk])
+                vectors = _unit(self.embedder.embed([e["item"]["text"] for e in chunk]))
             fresh.add(keys, vectors)
         self._vectors = fresh
         self._save_vectors()
@@ -464,7 +466,15 @@ class Shard:
                 on_disk.get("next_key") != self.state.get("next_key"):
             self._load()
         if size > self.state["offset"]:
-            self._apply(list(self._read_journal(self.state["offset"])), size)
+            self._replay(size)
+
+    def _replay(self, size: int) -> None:
+        """Apply what the journal holds past ``state.json``: a writer died after its fsync.
+        Tantivy files that writer wrote but never committed are removed first: the replay
+        makes the same deletions at the same opstamp, so it would name a ``.del`` file the
+        same and fail on it (``FileAlreadyExists``) at every open."""
+        self._index.writer(heap_size=15_000_000, num_threads=1).garbage_collect_files()
+        self._apply(list(self._read_journal(self.state["offset"])), size)
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -504,6 +514,7 @@ class Shard:
                filters: Mapping[str, Any]) -> list[Ranked]:
         if len(self._vectors) == 0:
             return []
+        query_vector = _unit(query_vector)
         if layer is None and not filters:
             closed = self.closed()  # superseded facts: asked for more, then left out
             # one query: no thread pool to wake (on a loaded machine that wait cost more
@@ -600,6 +611,15 @@ class Shard:
 
     def disk_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.folder.rglob("*") if p.is_file())
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (the embedders' own are already; a zero row stays zero), so
+    the index's inner product is their cosine."""
+    rows = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(rows, axis=-1, keepdims=True)
+    unit: np.ndarray = rows / np.where(norms == 0, 1.0, norms)
+    return unit
 
 
 def _added_after_drop(entries: list[dict[str, Any]], add: dict[str, Any]) -> bool:
