@@ -463,12 +463,13 @@ def save_snapshot(path: Path, state: RunState | WorkspaceState) -> None:
 def snapshot_text(state: RunState | WorkspaceState) -> str:
     """A snapshot as stored (a file, a row): a checksum line, then the state as JSON (a run's
     steps on lines of their own after it, see :func:`_run_body`)."""
+    body: str | None
     if isinstance(state, WorkspaceState):
         body = json.dumps(_workspace_body(state), ensure_ascii=False, separators=(",", ":"))
     else:
         body = _run_body(state)
-        if body is None:
-            body = json.dumps(state, ensure_ascii=False, default=vars)  # not asdict(): a copy
+    if body is None:
+        body = json.dumps(state, ensure_ascii=False, default=vars)  # not asdict(): a copy
     return f"{_SNAPSHOT_HEADER}{zlib.crc32(body.encode('utf-8')):08x}\n{body}"
 
 
