@@ -97,15 +97,17 @@ def test_a_broken_adapter_class_is_reported_where_it_is(aiosrun: Runner, ws: Pat
     (ws / "adapters" / "five.py").write_text(
         "from aiosrun.adapters.base import Adapter\n\n\nclass Five(Adapter):\n"
         "    name = 'five'\n    actions = 5\n")
-    for args in (("adapters",), ("validate",), ("runs",)):
+    for args in (("adapters",), ("validate",), ("apply",)):
         refused(aiosrun(*args), 1, "five.py:4: adapter class Five: actions is int")
+    assert aiosrun("runs").returncode == 0  # reading the runs needs no adapter
 
 
 def test_an_adapter_that_exits_at_import_is_reported(aiosrun: Runner, ws: Path) -> None:
     (ws / "adapters").mkdir()
     (ws / "adapters" / "quits.py").write_text("import sys\n\nsys.exit(7)\n")
-    for args in (("adapters",), ("runs",)):
+    for args in (("adapters",), ("validate",)):
         refused(aiosrun(*args), 1, "quits.py:3: cannot load adapter: it calls sys.exit(7)")
+    assert aiosrun("runs").returncode == 0  # reading the runs needs no adapter
 
 
 def test_a_list_root_is_reported_at_its_line(aiosrun: Runner, ws: Path) -> None:
