@@ -474,6 +474,7 @@ def snapshot_text(state: RunState | WorkspaceState) -> str:
 
 
 _STEP_FIELDS = tuple(f.name for f in fields(StepState))
+_STEP_FIELD_SET = frozenset(_STEP_FIELDS)
 
 
 def _run_body(state: RunState) -> str | None:
@@ -516,11 +517,12 @@ class _StoredStep(StepState):
             for name, value in zip(_STEP_FIELDS, json.loads(row), strict=True):
                 self.__dict__.setdefault(name, value)
 
-    def __getattr__(self, name: str) -> Any:
-        if "_row" not in self.__dict__:
-            raise AttributeError(name)
-        self._decode()
-        return getattr(self, name)
+    def __getattribute__(self, name: str) -> Any:
+        # every field has a class-level default, so __getattr__ would never be asked for one
+        # and an undecoded step would read as a step not yet run
+        if name in _STEP_FIELD_SET and "_row" in object.__getattribute__(self, "__dict__"):
+            object.__getattribute__(self, "_decode")()
+        return object.__getattribute__(self, name)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, StepState):

@@ -77,3 +77,18 @@ def test_a_run_without_steps_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "empty.json"
     save_snapshot(path, RunState("r", playbook="p", last_seq=3))
     assert load_run_snapshot(path) == RunState("r", playbook="p", last_seq=3)
+
+
+def test_a_loaded_step_reads_as_it_was_saved_before_anything_touches_it(tmp_path: Path) -> None:
+    """Every field of a step has a default: a step not yet decoded must still read as the
+    one saved, or a resume from the snapshot would run finished steps again."""
+    records = _records(tmp_path, 20)
+    path = tmp_path / "r.json"
+    folded = fold_run("r", records)
+    save_snapshot(path, folded)
+    loaded = load_run_snapshot(path)
+    assert loaded is not None
+    for step_path, step in folded.steps.items():
+        stored = loaded.steps[step_path]
+        assert (stored.status, stored.outputs, stored.attempts) == (
+            step.status, step.outputs, step.attempts), step_path
