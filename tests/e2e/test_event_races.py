@@ -1,5 +1,6 @@
 """Two processes emitting and dispatching at once: every triggered run starts once, every
-wait is woken once, and an event id is recorded once (real processes, one workspace)."""
+wait is woken once, and an event id is recorded once (real processes, one workspace, on
+either store)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from aiosrun.runtime.log.eventlog import EventLog
+import pytest
 
+from .conftest import log_records
 from .test_cli_runs import workspace
 
 TRIGGERED = """\
@@ -44,20 +46,20 @@ def command(root: Path, *args: str) -> list[str]:
 
 
 def records(root: Path) -> list[dict[str, object]]:
-    log = EventLog(root / ".aios" / "log").open()
-    try:
-        return [r.to_json() for r in log.read()]
-    finally:
-        log.close()
+    return [r.to_json() for r in log_records(root)]
 
 
-def test_racing_dispatchers_start_each_run_and_wake_each_wait_once(tmp_path: Path) -> None:
+def test_racing_dispatchers_start_each_run_and_wake_each_wait_once(
+        tmp_path: Path, store: str, request: pytest.FixtureRequest) -> None:
     env = {k: v for k, v in os.environ.items() if k != "AIOS_WORKSPACE"}
-    rounds = 4
+    rounds = 2 if store else 4
     for number in range(rounds):
         (tmp_path / f"round{number}").mkdir()
-        root = workspace(tmp_path / f"round{number}", **{"on-signup": TRIGGERED,
-                                                        "waiter": WAITER})
+        if store and number:  # each round's workspace: a database of its own
+            url = request.getfixturevalue("postgres_server").database()
+            store = f'store: {{url: "{url}", lease_timeout: 3s}}\n'
+        root = workspace(tmp_path / f"round{number}", store, **{"on-signup": TRIGGERED,
+                                                               "waiter": WAITER})
         assert subprocess.run(command(root, "apply"), env=env, capture_output=True,
                               timeout=60).returncode == 0
         assert subprocess.run(command(root, "run", "waiter"), env=env, capture_output=True,

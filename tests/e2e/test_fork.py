@@ -35,9 +35,9 @@ FIXED = V1.replace("""    uses: debug.fail
     with: {value: fixed}""")
 
 
-def test_fork_reuses_the_first_steps_and_leaves_the_origin(aiosrun: Runner,
-                                                           tmp_path: Path) -> None:
-    workspace(tmp_path, ship=V1)
+def test_fork_reuses_the_first_steps_and_leaves_the_origin(aiosrun: Runner, tmp_path: Path,
+                                                           store: str) -> None:
+    workspace(tmp_path, store, ship=V1)
     assert aiosrun("apply").returncode == 0
     failed = json.loads(aiosrun("run", "ship", "-i", "order=A7", "--format", "json").stdout)
     assert failed["status"] == "failed"

@@ -1,5 +1,6 @@
 """A playbook's policy.timeout also ends a run that waits (at a gate, for an event): the
-recovery that `resume --all` and `serve` do finds it due once the deadline has passed."""
+recovery that `resume --all` and `serve` do finds it due once the deadline has passed (on
+either store)."""
 
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ steps:
 """
 
 
-def test_a_waiting_run_past_its_policy_timeout_fails_naming_the_limit(aiosrun: Runner,
-                                                                      tmp_path: Path) -> None:
-    workspace(tmp_path, gated=GATED)
+def test_a_waiting_run_past_its_policy_timeout_fails_naming_the_limit(
+        aiosrun: Runner, tmp_path: Path, store: str) -> None:
+    workspace(tmp_path, store, gated=GATED)
     assert aiosrun("apply").returncode == 0
     run = json.loads(aiosrun("run", "gated", "--format", "json").stdout)
     assert run["status"] == "waiting"
