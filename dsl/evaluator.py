@@ -81,7 +81,12 @@ _COMPARE: dict[str, Callable[[v.Value, v.Value], bool]] = {
 
 def _ref_chain(node: Chain, text: str) -> Evaluator:
     first = compile_reference(node.first, text)
-    rest = [(_COMPARE[op], compile_reference(n, text)) for op, n in node.rest]
+    return _chained(first, [(_COMPARE[op], compile_reference(n, text)) for op, n in node.rest])
+
+
+def _chained(first: Evaluator, rest: list[tuple[Callable[[v.Value, v.Value], bool],
+                                                Evaluator]]) -> Evaluator:
+    """``a < b < c`` as GitHub reads it: each comparison's result is the next one's left."""
 
     def run(scope: Scope) -> v.Value:
         left = first(scope)
@@ -268,15 +273,7 @@ def _fast_chain(node: Chain, text: str) -> Evaluator:
         compare = _FAST_COMPARE[op]
         second = compile_fast(other, text)
         return lambda scope: compare(first(scope), second(scope))
-    rest = [(_FAST_COMPARE[op], compile_fast(n, text)) for op, n in node.rest]
-
-    def run(scope: Scope) -> v.Value:
-        left = first(scope)
-        for compare, operand in rest:
-            left = compare(left, operand(scope))
-        return left
-
-    return run
+    return _chained(first, [(_FAST_COMPARE[op], compile_fast(n, text)) for op, n in node.rest])
 
 
 def _string_equality(first: Evaluator, literal: str, negate: bool) -> Evaluator:
