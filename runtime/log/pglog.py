@@ -5,11 +5,15 @@ event id (unique: an event recorded twice is impossible even past the guards), a
 exactly as the JSONL log encodes it, CRC32 included, so every read verifies the checksum and
 a copied log (``aiosrun migrate``) is byte for byte the same records.
 
-An append is one transaction that first takes a transaction-level advisory lock: under it
-the appender reads the newest ``seq``, asks the caller's guard, inserts the batch with the
-next seqs and files new runs in ``aios_runs`` (the run index). PostgreSQL makes a commit
-visible before it lets the lock go, so appenders never leave a gap and a reader never sees
-seq N+1 without N; every reader still checks that the seqs it reads are contiguous.
+An append is numbered from the newest ``seq`` this process has seen. Without a guard it is
+one statement, and the primary key refuses it whole when another appender took that seq
+meanwhile (it is then numbered again), so seq N+1 is only ever written by a process that saw
+N committed. A guarded append (a new run, an open gate, an unseen event id) is one
+transaction under a transaction-level advisory lock: the appender reads the newest seq, asks
+the guard and inserts. Either way the batch files its new runs in ``aios_runs`` (the run
+index) in the same statement, appenders never leave a gap, and every reader still checks
+that the seqs it reads are contiguous (docs/decisions.md says why not every append takes the
+lock).
 
 psycopg 3's async API is asyncio-only, so this uses one synchronous connection, called from
 the thread that owns the Workspace (as the JSONL log makes its file calls); a statement on a
