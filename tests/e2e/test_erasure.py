@@ -131,6 +131,39 @@ def test_forget_reaches_short_cut_and_escaped_copies(aiosrun: Runner, tmp_path: 
     assert episodes and "[forgotten]" in episodes[0]["text"]  # the episode stays, scrubbed
 
 
+LONG = """apiVersion: aiosrun/v1
+kind: Playbook
+name: long
+memory: [customers]
+inputs:
+  note: {type: string}
+steps:
+  - id: keep
+    uses: memory.remember
+    with: {domain: customers, text: "${{ inputs.note }}", id: quentin}
+""" + "".join(f"""  - id: echo{i}
+    uses: debug.echo
+    with: {{value: "${{{{ inputs.note }}}}"}}
+""" for i in range(16))  # enough steps for the run to keep a snapshot (one line per step)
+
+
+def test_forget_deletes_a_long_runs_snapshot_holding_a_copy(aiosrun: Runner, tmp_path: Path,
+                                                            store: str) -> None:
+    (tmp_path / "aios.yaml").write_text(WORKSPACE + store)
+    (tmp_path / "long.yaml").write_text(LONG)
+    run = aiosrun("run", "long.yaml", "-i", f"note={NOTE}", "--format", "json")
+    assert run.returncode == 0, run.stdout + run.stderr
+    run_id = json.loads(run.stdout)["id"]
+    before = holders(tmp_path, [b"blue flowerpot"])
+    assert any("snapshot" in h for h in before), before
+    forgot = aiosrun("memory", "forget", "quentin")
+    assert forgot.returncode == 0, forgot.stdout + forgot.stderr
+    assert holders(tmp_path, probes(NOTE)) == []
+    assert_whole(aiosrun, run_id)
+    state = json.loads(aiosrun("status", run_id, "--format", "json").stdout)
+    assert state["steps"][-1]["outputs"] == {"value": "[forgotten]"}
+
+
 KILLER = """
 import os, signal, sys
 from pathlib import Path
