@@ -250,3 +250,14 @@ def test_forgetting_rewrites_rows_and_drops_snapshots_that_hold_a_copy(
         assert not store.has_run_snapshot("r3")
     finally:
         store.close()
+
+
+def test_the_checked_settings_are_kept_without_a_log_folder(postgres_url: str,
+                                                            tmp_path: Path) -> None:
+    """Commands read ``aios.yaml`` checked once (``.aios/settings.checked``), as on the JSONL
+    store, though a database store creates no ``.aios/`` of its own."""
+    (tmp_path / "aios.yaml").write_text("apiVersion: aiosrun/v1\nkind: Workspace\n"
+                                        f'store: {{url: "{postgres_url}"}}\n')
+    Workspace(tmp_path).close()
+    kept = (tmp_path / ".aios" / "settings.checked").read_text()
+    assert postgres_url in kept and not (tmp_path / ".aios" / "log").exists()
