@@ -105,7 +105,9 @@ def load_settings(root: Path) -> Settings:
     problems = check_schema(doc, "workspace") + check_workspace(doc)
     if problems:
         raise PlaybookError(sorted(problems))
-    if stamp is not None and (root / STATE_DIR).is_dir():
+    store = doc.data.get("store") if isinstance(doc.data, dict) else None
+    in_database = isinstance(store, dict) and bool(store.get("url"))  # no .aios/ made for it
+    if stamp is not None and ((root / STATE_DIR).is_dir() or in_database):
         _keep_checked(cache, stamp, doc.data)
     return Settings(doc.data)
 
@@ -127,6 +129,7 @@ def _keep_checked(cache: Path, stamp: str, data: dict[str, Any]) -> None:
         return
     temporary = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
     try:
+        cache.parent.mkdir(exist_ok=True)
         temporary.write_text(f"{stamp}\n{body}", "utf-8")
         temporary.replace(cache)
     except OSError:

@@ -117,3 +117,41 @@ def wait_until_leases_lapse(root: Path) -> None:
                            "LIMIT 1").fetchone() is not None:
             assert time.monotonic() < deadline, "a lease never lapsed"
             time.sleep(0.1)
+
+
+def rows_holding(url: str, needles: list[bytes]) -> list[str]:
+    """Where a needle sits in the database: ``table.column: needle`` for every text form of
+    every column of every table (the schema's own, so a table added later is searched too),
+    each value read whole rather than searched by SQL, as a file is read."""
+    import psycopg
+
+    found = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        columns = conn.execute("SELECT table_name, column_name FROM information_schema.columns "
+                               "WHERE table_schema = 'public' ORDER BY table_name, "
+                               "ordinal_position").fetchall()
+        assert {table for table, _ in columns} >= {"aios_events", "aios_snapshots",
+                                                   "aios_runs", "aios_journal"}
+        for table, column in columns:
+            for (value,) in conn.execute(f'SELECT "{column}"::text FROM "{table}"'):
+                data = (value or "").encode("utf-8")
+                found += [f"{table}.{column}: {n!r}" for n in needles if n in data]
+    return found
+
+
+def serve_is_up(root: Path, seconds: float = 30) -> None:
+    """Until a ``serve`` of the workspace is registered (the ``.aios/serve.lock`` it holds on
+    the JSONL store, its row of ``aios_workers`` on PostgreSQL)."""
+    from aiosrun.runtime.workspace import Workspace
+
+    deadline = time.monotonic() + seconds
+    while True:
+        if (root / ".aios").is_dir() or store_url(root) is not None:
+            ws = Workspace(root)
+            try:
+                if ws.store.serve_running():
+                    return
+            finally:
+                ws.close()
+        assert time.monotonic() < deadline, "serve never came up"
+        time.sleep(0.1)

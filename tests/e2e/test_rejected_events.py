@@ -1,5 +1,5 @@
 """An event whose payload a triggered playbook refuses is visible: emit says so and why,
-the inbox lists it until dismissed, serve logs it."""
+the inbox lists it until dismissed, serve logs it (on either store)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from .conftest import Runner
+from .conftest import Runner, serve_is_up
 from .test_cli_runs import workspace
 
 STRICT = """\
@@ -29,8 +29,9 @@ steps:
 """
 
 
-def test_a_rejected_event_is_said_listed_and_dismissed(aiosrun: Runner, tmp_path: Path) -> None:
-    workspace(tmp_path, strict=STRICT)
+def test_a_rejected_event_is_said_listed_and_dismissed(aiosrun: Runner, tmp_path: Path,
+                                                       store: str) -> None:
+    workspace(tmp_path, store, strict=STRICT)
     assert aiosrun("apply").returncode == 0
     emitted = aiosrun("emit", "lead.created", "--data", '{"email": "a@example.com", '
                       '"score": "high"}')
@@ -55,18 +56,15 @@ def test_a_rejected_event_is_said_listed_and_dismissed(aiosrun: Runner, tmp_path
     assert aiosrun("runs", "--format", "json").stdout.strip() == "[]"
 
 
-def test_serve_logs_a_rejected_event(aiosrun: Runner, tmp_path: Path) -> None:
-    workspace(tmp_path, strict=STRICT)
+def test_serve_logs_a_rejected_event(aiosrun: Runner, tmp_path: Path, store: str) -> None:
+    workspace(tmp_path, store, strict=STRICT)
     assert aiosrun("apply").returncode == 0
     env = {k: v for k, v in os.environ.items() if k != "AIOS_WORKSPACE"}
     server = subprocess.Popen(
         [sys.executable, "-m", "aiosrun.runtime", "serve", "--interval", "0.1"],
         cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while not (tmp_path / ".aios" / "serve.lock").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
+        serve_is_up(tmp_path)
         emitted = aiosrun("emit", "lead.created", "--data", '{"email": 5}')
         assert emitted.returncode == 0 and "serve dispatches it" in emitted.stderr
         deadline = time.monotonic() + 30

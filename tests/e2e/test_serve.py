@@ -1,5 +1,6 @@
 """`aiosrun serve` as an operator leaves it running: runs execute concurrently, a misbehaving
-adapter fails its own run only, and cron slots are not missed."""
+adapter fails its own run only, cron slots are not missed and a timer wait is woken (on either
+store)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 from aiosrun.runtime.coordinator.dispatch import emit
 from aiosrun.runtime.workspace import Workspace
 
-from .conftest import Runner, _aiosrun_command
+from .conftest import Runner, _aiosrun_command, serve_is_up
 from .test_cli_runs import workspace
 
 SLOW = """apiVersion: aiosrun/v1
@@ -93,18 +94,15 @@ def wait_for(aiosrun: Runner, ids: list[str], seconds: float) -> dict[str, dict[
 
 
 def test_serve_runs_concurrently_and_survives_a_misbehaving_adapter(
-        aiosrun: Runner, tmp_path: Path) -> None:
-    workspace(tmp_path, slow=SLOW, quick=QUICK, bad=BAD)
+        aiosrun: Runner, tmp_path: Path, store: str) -> None:
+    workspace(tmp_path, store, slow=SLOW, quick=QUICK, bad=BAD)
     (tmp_path / "adapters").mkdir()
     (tmp_path / "adapters" / "boom.py").write_text(BOOM)
     assert aiosrun("apply").returncode == 0
     server = subprocess.Popen([*_aiosrun_command(), "--workspace", str(tmp_path), "serve",
                                "--interval", "0.2"], stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.time() + 20
-        while time.time() < deadline and not (tmp_path / ".aios" / "serve.lock").exists():
-            time.sleep(0.05)
-        time.sleep(0.5)
+        serve_is_up(tmp_path)
         done = aiosrun("emit", "work.requested")
         assert done.returncode == 0 and "serve dispatches it" in done.stderr
         seqs = [int(done.stderr.split("seq ")[1].split(")")[0])]
@@ -153,8 +151,9 @@ steps:
 """
 
 
-def test_the_readme_cron_line_runs_each_minute(aiosrun: Runner, tmp_path: Path) -> None:
-    workspace(tmp_path, minutely=CRON)
+def test_the_readme_cron_line_runs_each_minute(aiosrun: Runner, tmp_path: Path,
+                                               store: str) -> None:
+    workspace(tmp_path, store, minutely=CRON)
     assert aiosrun("apply").returncode == 0
     # cron starts `serve --once` at the minute; it is up a moment (here 2.5 s) later
     for now in ("2026-11-30T08:00:02.500Z", "2026-11-30T08:01:01.900Z",
@@ -165,7 +164,7 @@ def test_the_readme_cron_line_runs_each_minute(aiosrun: Runner, tmp_path: Path) 
         "2026-11-30T08:00:00.000000Z", "2026-11-30T08:01:00.000000Z"]
 
 
-def test_a_slot_between_two_checks_fires_once(tmp_path: Path) -> None:
+def test_a_slot_between_two_checks_fires_once(tmp_path: Path, store: str) -> None:
     import datetime as dt
 
     import trio
@@ -176,7 +175,7 @@ def test_a_slot_between_two_checks_fires_once(tmp_path: Path) -> None:
     from aiosrun.runtime.log.eventlog import NewEvent
     from aiosrun.runtime.workspace import Workspace
 
-    workspace(tmp_path)
+    workspace(tmp_path, store)
     ws = Workspace(tmp_path)
     playbook = validate_document(load_text(CRON, "minutely.yaml"))
     ws.log.append(NewEvent("PlaybookApplied", {"name": playbook.name, "digest": playbook.digest,
@@ -199,11 +198,12 @@ def test_a_slot_between_two_checks_fires_once(tmp_path: Path) -> None:
                     "succeeded"]
 
 
-def test_recovery_isolates_a_run_that_explodes(aiosrun: Runner, tmp_path: Path) -> None:
+def test_recovery_isolates_a_run_that_explodes(aiosrun: Runner, tmp_path: Path,
+                                               store: str) -> None:
     from aiosrun.runtime.log.eventlog import NewEvent
     from aiosrun.runtime.workspace import Workspace
 
-    workspace(tmp_path, quick=QUICK)
+    workspace(tmp_path, store, quick=QUICK)
     assert aiosrun("apply").returncode == 0
     ws = Workspace(tmp_path)  # two runs a crash left `running`; one cannot even be loaded
     ws.log.append(NewEvent("RunStarted", {"playbook": "gone", "digest": "0" * 64,
@@ -223,14 +223,46 @@ def test_recovery_isolates_a_run_that_explodes(aiosrun: Runner, tmp_path: Path) 
         assert again.returncode == 0 and "broken" not in again.stdout + again.stderr
 
 
-def test_max_concurrent_runs_bounds_what_serve_executes_at_once(tmp_path: Path) -> None:
+LATER = """apiVersion: aiosrun/v1
+kind: Playbook
+name: later
+steps:
+  - id: pause
+    wait: {duration: 1s}
+  - id: done
+    uses: files.append
+    with: {path: done.txt, line: done}
+"""
+
+
+def test_a_timer_wait_is_woken_by_a_running_serve(aiosrun: Runner, tmp_path: Path,
+                                                  store: str) -> None:
+    workspace(tmp_path, store, later=LATER)
+    assert aiosrun("apply").returncode == 0
+    server = subprocess.Popen([*_aiosrun_command(), "--workspace", str(tmp_path), "serve",
+                               "--interval", "0.2"], stderr=subprocess.PIPE, text=True)
+    try:
+        serve_is_up(tmp_path)
+        started = aiosrun("run", "later", "--format", "json")
+        assert started.returncode == 3, started.stdout + started.stderr  # waiting
+        run_id = json.loads(started.stdout)["id"]
+        final = wait_for(aiosrun, [run_id], 30)[run_id]
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=30)
+    assert final["status"] == "succeeded", err
+    assert (tmp_path / "done.txt").read_text() == "done\n"
+    assert f"run {run_id} (later) resumed: succeeded" in err, err
+
+
+def test_max_concurrent_runs_bounds_what_serve_executes_at_once(tmp_path: Path,
+                                                                store: str) -> None:
     import trio
     from aiosrun.runtime.coordinator.runs import start_or_load
     from aiosrun.runtime.coordinator.scheduler import Server
 
-    workspace(tmp_path, slow=SLOW.replace("seconds: 5", "seconds: 0.5"))
-    (tmp_path / "aios.yaml").write_text("apiVersion: aiosrun/v1\nkind: Workspace\n"
-                                        "policy: {limits: {max_concurrent_runs: 1}}\n")
+    workspace(tmp_path, store + "policy: {limits: {max_concurrent_runs: 1}}\n",
+              slow=SLOW.replace("seconds: 5", "seconds: 0.5"))
     from aiosrun.dsl.ir_codec import encode
     from aiosrun.dsl.loader import load_file
     from aiosrun.dsl.validate import validate_document

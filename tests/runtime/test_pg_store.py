@@ -16,7 +16,7 @@ from aiosrun.dsl.errors import AiosrunError
 from aiosrun.runtime.log.eventlog import LeaseLost, LogCorrupted, LogError, NewEvent
 from aiosrun.runtime.log.pglog import StoreUnavailable
 from aiosrun.runtime.log.postgres import PostgresStore, public_url
-from aiosrun.runtime.log.projections import RunState
+from aiosrun.runtime.log.projections import RunState, StepState
 from aiosrun.runtime.workspace import Workspace
 
 
@@ -237,6 +237,8 @@ def test_forgetting_rewrites_rows_and_drops_snapshots_that_hold_a_copy(
                                         run="r2")])
         store.save_run_snapshot(RunState("r1", outputs={"t": text}, last_seq=1))
         store.save_run_snapshot(RunState("r2", outputs=1, last_seq=2))
+        step = StepState("a", "a", "succeeded", 1, outputs={"t": text})  # a line of its own
+        store.save_run_snapshot(RunState("r3", steps={"a": step}, order=["a"], last_seq=2))
         assert store.redact(Scrubber([text])) == 1
         records = list(store.log.read())  # checksums verified: rewritten with a new CRC32
         assert [r.seq for r in records] == [1, 2]
@@ -245,5 +247,17 @@ def test_forgetting_rewrites_rows_and_drops_snapshots_that_hold_a_copy(
             left = conn.execute("SELECT string_agg(line, '') FROM aios_events").fetchone()
         assert text not in left[0]
         assert not store.has_run_snapshot("r1") and store.has_run_snapshot("r2")
+        assert not store.has_run_snapshot("r3")
     finally:
         store.close()
+
+
+def test_the_checked_settings_are_kept_without_a_log_folder(postgres_url: str,
+                                                            tmp_path: Path) -> None:
+    """Commands read ``aios.yaml`` checked once (``.aios/settings.checked``), as on the JSONL
+    store, though a database store creates no ``.aios/`` of its own."""
+    (tmp_path / "aios.yaml").write_text("apiVersion: aiosrun/v1\nkind: Workspace\n"
+                                        f'store: {{url: "{postgres_url}"}}\n')
+    Workspace(tmp_path).close()
+    kept = (tmp_path / ".aios" / "settings.checked").read_text()
+    assert postgres_url in kept and not (tmp_path / ".aios" / "log").exists()
