@@ -144,7 +144,9 @@ class PgLease:
 
 class Heartbeat:
     """Renews this process's lease and worker rows every third of the lease timeout, on a
-    connection of its own in a daemon thread (a process killed with -9 stops renewing)."""
+    connection of its own in a daemon thread (a process killed with -9 stops renewing).
+    Only the leases it holds: a row whose release the database did not take (it was away)
+    lapses, and the run is resumed like a crash's."""
 
     def __init__(self, store: PostgresStore) -> None:
         self.store = store
@@ -165,8 +167,10 @@ class Heartbeat:
             try:
                 if conn is None:
                     conn = connect(store.dsn, store.password, store.url)
+                held = list(store.log.fences.copy().values())  # not a row left behind
                 conn.execute("UPDATE aios_leases SET expires_at = now() + make_interval("
-                             "secs => %s) WHERE owner = %s", (store.lease_seconds, store.owner))
+                             "secs => %s) WHERE owner = %s AND token = ANY(%s)",
+                             (store.lease_seconds, store.owner, held))
                 conn.execute("UPDATE aios_workers SET expires_at = now() + make_interval("
                              "secs => %s) WHERE owner = %s", (store.lease_seconds, store.owner))
             except Exception:  # the database is away: the leases lapse; runs stay resumable

@@ -19,6 +19,8 @@ from aiosrun.runtime.log.postgres import PostgresStore, public_url
 from aiosrun.runtime.log.projections import RunState
 from aiosrun.runtime.workspace import Workspace
 
+from tests.support.receivers import wait_for
+
 
 def test_appends_read_back_verified_with_a_run_index(postgres_url: str) -> None:
     store = PostgresStore(postgres_url, None)
@@ -130,6 +132,25 @@ def test_a_lease_is_exclusive_renewed_and_taken_over_once_it_expires(postgres_ur
         again = first.lease("r1")
         assert again.try_acquire()
         again.release()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_lease_whose_release_the_database_missed_lapses(postgres_url: str) -> None:
+    """A release that never reached the database (it was away) leaves the row behind: the
+    heartbeat renews only the leases this process holds, so that row lapses and the run is
+    taken over (it was renewed for as long as the process lived)."""
+    first = PostgresStore(postgres_url, None, lease_seconds=1.0)
+    second = PostgresStore(postgres_url, None, lease_seconds=1.0)
+    try:
+        kept, missed = first.lease("kept"), first.lease("missed")
+        assert kept.try_acquire() and missed.try_acquire()
+        del first.log.fences["missed"]  # what release() does before its DELETE, which failed
+        missed.held = False
+        wait_for(lambda: second.lease("missed").try_acquire(), 20, "the left row to lapse")
+        time.sleep(1.5)  # past a timeout: the lease still held is renewed all along
+        assert not second.lease("kept").try_acquire()
     finally:
         first.close()
         second.close()
