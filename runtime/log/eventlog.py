@@ -93,6 +93,11 @@ class LeaseLost(LogError):
     Nothing of the batch was recorded; the run is the other worker's now."""
 
 
+class StoreUnavailable(LogError):
+    """The store's server refused or went away (PostgreSQL): nothing of the batch was
+    recorded. It may come back: a long-lived ``serve`` waits for it."""
+
+
 @dataclass(frozen=True)
 class Record:
     seq: int

@@ -13,8 +13,13 @@ from pathlib import Path
 import psycopg
 import pytest
 from aiosrun.dsl.errors import AiosrunError
-from aiosrun.runtime.log.eventlog import LeaseLost, LogCorrupted, LogError, NewEvent
-from aiosrun.runtime.log.pglog import StoreUnavailable
+from aiosrun.runtime.log.eventlog import (
+    LeaseLost,
+    LogCorrupted,
+    LogError,
+    NewEvent,
+    StoreUnavailable,
+)
 from aiosrun.runtime.log.postgres import PostgresStore, public_url
 from aiosrun.runtime.log.projections import RunState
 from aiosrun.runtime.workspace import Workspace
