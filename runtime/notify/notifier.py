@@ -252,7 +252,7 @@ class Notifier:
             settings = self.ws.settings.adapter("http")
         ctx = CallContext(f"notify:{key}", note.run or "", "notify", "notify", 1,
                           self.ws.root, self.ws.state_dir, settings, self.ws.secrets,
-                          mask=mask)
+                          mask=mask, journal=self.ws.store.journal)  # the ledger all share
         await adapter.call(action, args, ctx)
 
 
