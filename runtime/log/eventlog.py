@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aiosrun.dsl.errors import AiosrunError
+from aiosrun.runtime.errors import Unavailable
 from aiosrun.runtime.log.seek import STRIDE, SeekMarks
 from aiosrun.runtime.log.storage import (
     StorageError,
@@ -93,7 +94,7 @@ class LeaseLost(LogError):
     Nothing of the batch was recorded; the run is the other worker's now."""
 
 
-class StoreUnavailable(LogError):
+class StoreUnavailable(LogError, Unavailable):
     """The store's server refused or went away (PostgreSQL): nothing of the batch was
     recorded. It may come back: a long-lived ``serve`` waits for it."""
 

@@ -16,12 +16,13 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from aiosrun.runtime.log.eventlog import NewEvent, Record
 from aiosrun.runtime.workspace import Workspace
 
 from tests.support.postgres import PostgresServer, find_bindir
-from tests.support.receivers import wait_for
+from tests.support.receivers import free_port, wait_for
 
 from .conftest import Runner, _aiosrun_command, log_records
 from .test_cli_runs import workspace
@@ -36,6 +37,7 @@ APPENDER = textwrap.dedent("""
     ws.close()
 """)
 
+TOKEN = "tok-outage-" + "0123456789" * 2
 SLOW = """apiVersion: aiosrun/v1
 kind: Playbook
 name: slow
@@ -206,17 +208,30 @@ def once_resumed(root: Path) -> subprocess.CompletedProcess[str]:
     raise AssertionError("the run was never resumed")
 
 
+def healthy(api: httpx.Client) -> bool:
+    try:
+        return api.get("/healthz").status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def test_serve_carries_on_when_the_database_goes_away_and_comes_back(
         halting: PostgresServer, tmp_path: Path) -> None:
-    root = workspace(tmp_path, f'store: {{url: "{halting.database()}", lease_timeout: 1s}}\n',
-                     **{"cut-off": CUT_OFF})
+    """And its HTTP API answers 503 meanwhile (a webhook's sender retries on it)."""
+    root = workspace(tmp_path, f'store: {{url: "{halting.database()}", lease_timeout: 1s}}\n'
+                     'server: {tokens: ["${{ secrets.API_TOKEN }}"]}\n', **{"cut-off": CUT_OFF})
+    (root / ".env").write_text(f"API_TOKEN={TOKEN}\n")
     assert cli(root, "apply").returncode == 0
     said = root / "serve.log"
+    listen = f"127.0.0.1:{free_port()}"
+    api = httpx.Client(base_url=f"http://{listen}", timeout=30,
+                       headers={"Authorization": f"Bearer {TOKEN}"})
     with said.open("w") as out:
         server = subprocess.Popen([*_aiosrun_command(), "--workspace", str(root), "serve",
-                                   "--interval", "0.2"], stdout=out, stderr=out, text=True)
+                                   "--interval", "0.2", "--http", listen],
+                                  stdout=out, stderr=out, text=True)
     try:
-        wait_for(lambda: "serving" in said.read_text(), 60, "serve to start")
+        wait_for(lambda: "serving" in said.read_text() and healthy(api), 60, "serve to start")
         assert cli(root, "emit", "job.queued", "--id", "job-1",
                    "--data", '{"job": "first"}').returncode == 0
         wait_for(lambda: (root / "out.txt").exists(), 60, "serve to start the run")
@@ -225,6 +240,10 @@ def test_serve_carries_on_when_the_database_goes_away_and_comes_back(
                  or server.poll() is not None, 60, "serve to notice")
         assert server.poll() is None, said.read_text()
         refused_while_down(root)
+        answer = api.post("/api/v1/events", json={"event": "job.queued", "id": "job-0"})
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["code"] == "unavailable"
+        assert answer.headers["retry-after"] == "5"
         halting.restart()
         wait_for(lambda: "the store is back" in said.read_text(), 60, "serve to reconnect")
         assert cli(root, "emit", "job.queued", "--id", "job-2",
@@ -233,6 +252,7 @@ def test_serve_carries_on_when_the_database_goes_away_and_comes_back(
                  f"serve to finish both runs; it said:\n{said.read_text()}")
         assert server.poll() is None, said.read_text()
     finally:
+        api.close()
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
     text = said.read_text()
