@@ -161,6 +161,28 @@ def test_a_lease_whose_release_the_database_missed_lapses(postgres_url: str) -> 
         second.close()
 
 
+def test_connections_the_server_cut_are_replaced(postgres_url: str) -> None:
+    """A server restart cuts every connection: the log's next statement says so (nothing
+    recorded) and the one after runs on a new connection; a journal's idle connection is
+    replaced at once (its holder would otherwise fail the step it serves)."""
+    store = PostgresStore(postgres_url, None)
+    try:
+        store.log.append(NewEvent("E", {"n": 1}))
+        with store.journal("effects/files") as entries:
+            assert entries == []
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                         "datname = current_database() AND pid <> pg_backend_pid()")
+        with pytest.raises(StoreUnavailable, match="nothing was recorded"):
+            store.log.append(NewEvent("E", {"n": 2}))
+        assert store.log.append(NewEvent("E", {"n": 3})).seq == 2
+        with store.journal("effects/files") as entries:
+            assert entries == []
+        assert [r.data["n"] for r in store.log.read()] == [1, 3]
+    finally:
+        store.close()
+
+
 def test_a_lease_taken_over_fences_the_old_holders_appends(postgres_url: str) -> None:
     """The appending statement checks the lease row's token: once another worker holds the
     run, the old holder appends nothing for it (other runs' records still go through)."""
