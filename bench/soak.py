@@ -9,6 +9,13 @@ succeeded. Then it counts, for every effect the playbook makes (lines appended b
 (doubled), whether any completed step succeeded twice, and the gaps in ``seq``.
 
     python bench/soak.py --rounds 40 --seed 7      # prints one JSON line of figures
+    python bench/soak.py --store postgresql        # each round on a database of its own
+
+With ``--store postgresql`` the rounds run on a throwaway PostgreSQL server that the soak
+starts (Debian's ``postgresql`` package; ``--postgres URL`` names a running one to create
+the databases on instead), with a lease timeout of 1 s: a killed process's lease row lasts
+that long, so a `resume` right after a kill may find the run still held, and tries again
+next pass.
 
 The exit status is 1 if anything was lost or doubled or a seq gap was found.
 """
@@ -16,6 +23,7 @@ The exit status is 1 if anything was lost or doubled or a seq gap was found.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -29,6 +37,8 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 PLAYBOOK = """apiVersion: aiosrun/v1
 kind: Playbook
@@ -58,6 +68,7 @@ steps:
   - {id: last, uses: files.append, with: {path: out/effects.txt, line: last}}
 """
 EFFECTS = ["first", "item-a", "item-b", "item-c", "item-d", "p1", "p2", "after-gate", "last"]
+LEASE_TIMEOUT = "1s"
 
 
 def command() -> list[str]:
@@ -85,17 +96,36 @@ def killed(root: Path, delay: float, *args: str) -> bool:
     return alive
 
 
-def template(folder: Path) -> tuple[Path, float, float]:
-    """A workspace with the playbook applied, and how long `run` (to the gate) and `approve`
-    (to the end) take uninterrupted: kills are spread over those spans."""
-    root = folder / "template"
-    (root / "playbooks").mkdir(parents=True)
-    (root / "aios.yaml").write_text("apiVersion: aiosrun/v1\nkind: Workspace\n")
-    (root / "playbooks" / "soak.yaml").write_text(PLAYBOOK)
-    if cli(root, "apply").returncode != 0:
-        raise RuntimeError("the soak playbook does not apply")
-    trial = folder / "trial"
-    shutil.copytree(root, trial)
+class Workspaces:
+    """Fresh workspaces with the playbook applied: copies of one template on the JSONL
+    store, each on a new database with PostgreSQL (its state is there, not in the folder)."""
+
+    def __init__(self, folder: Path, database: Any = None) -> None:
+        self.folder = folder
+        self.database = database  # () -> a new database's URL, for PostgreSQL
+        self.template = None if database else self._applied(folder / "template")
+
+    def _applied(self, root: Path) -> Path:
+        store = "" if self.database is None else \
+            f'store: {{url: "{self.database()}", lease_timeout: {LEASE_TIMEOUT}}}\n'
+        (root / "playbooks").mkdir(parents=True)
+        (root / "aios.yaml").write_text("apiVersion: aiosrun/v1\nkind: Workspace\n" + store)
+        (root / "playbooks" / "soak.yaml").write_text(PLAYBOOK)
+        if cli(root, "apply").returncode != 0:
+            raise RuntimeError("the soak playbook does not apply")
+        return root
+
+    def new(self, root: Path) -> Path:
+        if self.template is None:
+            return self._applied(root)
+        shutil.copytree(self.template, root)
+        return root
+
+
+def spans(workspaces: Workspaces) -> tuple[float, float]:
+    """How long `run` (to the gate) and `approve` (to the end) take uninterrupted: kills are
+    spread over those spans."""
+    trial = workspaces.new(workspaces.folder / "trial")
     started = time.monotonic()
     cli(trial, "run", "soak")
     to_gate = time.monotonic() - started
@@ -103,7 +133,7 @@ def template(folder: Path) -> tuple[Path, float, float]:
     cli(trial, "approve")
     to_end = time.monotonic() - started
     shutil.rmtree(trial)
-    return root, to_gate, to_end
+    return to_gate, to_end
 
 
 def state(root: Path) -> dict[str, Any] | None:
@@ -111,9 +141,8 @@ def state(root: Path) -> dict[str, Any] | None:
     return listed[0] if listed else None
 
 
-def one_round(source: Path, root: Path, rng: random.Random, to_gate: float,
+def one_round(root: Path, rng: random.Random, to_gate: float,
               to_end: float) -> dict[str, int]:
-    shutil.copytree(source, root)
     kills = 0
     for _ in range(50):  # bounded: each pass moves the run on or settles it
         run = state(root)
@@ -139,45 +168,81 @@ def one_round(source: Path, root: Path, rng: random.Random, to_gate: float,
 
 
 def check(root: Path) -> dict[str, int]:
-    from aiosrun.runtime.log.eventlog import EventLog
+    """What the round left, read from whichever store the workspace names."""
+    from aiosrun.runtime.workspace import Workspace
 
     effects = root / "out" / "effects.txt"
     seen = Counter(effects.read_text().splitlines() if effects.exists() else [])
     wanted = Counter(EFFECTS)
-    ledger = root / ".aios" / "billing" / "ledger.jsonl"
-    invoices = sum(json.loads(line)["kind"] == "invoice"
-                   for line in ledger.read_text().splitlines()) if ledger.exists() else 0
+    ws = Workspace(root)
+    try:
+        with ws.store.journal("billing/ledger") as entries:  # a file, or rows of the store
+            invoices = sum(entry.get("kind") == "invoice" for entry in entries)
+        records = list(ws.log.read())
+    finally:
+        ws.close()
     lost = sum((wanted - seen).values()) + max(1 - invoices, 0)
     doubled = sum((seen - wanted).values()) + max(invoices - 1, 0)
-    with EventLog(root / ".aios" / "log") as log:
-        seqs = [record.seq for record in log.read()]
-        succeeded = Counter(r.data["path"] for r in log.read() if r.type == "StepSucceeded")
+    seqs = [record.seq for record in records]
+    succeeded = Counter(r.data["path"] for r in records if r.type == "StepSucceeded")
     gaps = sum(1 for a, b in itertools.pairwise(seqs) if b != a + 1)
     gaps += 0 if not seqs or seqs[0] == 1 else 1
     return {"lost": lost, "doubled": doubled, "seq_gaps": gaps,
             "steps_twice": sum(1 for count in succeeded.values() if count > 1)}
 
 
-def soak(rounds: int, seed: int) -> dict[str, Any]:
+def soak(rounds: int, seed: int, store: str = "jsonl",
+         postgres: str | None = None) -> dict[str, Any]:
     rng = random.Random(seed)
     totals = Counter({"kills": 0, "lost": 0, "doubled": 0, "seq_gaps": 0, "steps_twice": 0})
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="aiosrun-soak-") as folder:
-        source, to_gate, to_end = template(Path(folder))
+    with tempfile.TemporaryDirectory(prefix="aiosrun-soak-") as folder, \
+            contextlib.ExitStack() as stack:
+        database = None
+        if store == "postgresql":
+            database = new_database(postgres) if postgres else \
+                stack.enter_context(throwaway_server()).database
+        workspaces = Workspaces(Path(folder), database)
+        to_gate, to_end = spans(workspaces)
         for number in range(rounds):
-            result = one_round(source, Path(folder) / f"round{number}", rng, to_gate, to_end)
-            totals.update(result)
-            shutil.rmtree(Path(folder) / f"round{number}")
-    return {"rounds": rounds, "seed": seed, **totals,
+            root = workspaces.new(Path(folder) / f"round{number}")
+            totals.update(one_round(root, rng, to_gate, to_end))
+            shutil.rmtree(root)
+    return {"rounds": rounds, "seed": seed, "store": store, **totals,
             "seconds": round(time.monotonic() - started, 1)}
+
+
+def throwaway_server() -> Any:
+    from tests.support.postgres import PostgresServer
+
+    return PostgresServer()
+
+
+def new_database(url: str) -> Any:
+    """A function making a new database on the server of ``url``, returning its URL."""
+    def make() -> str:
+        import secrets
+
+        import psycopg
+
+        name = f"soak_{secrets.token_hex(6)}"
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return url.rsplit("/", 1)[0] + f"/{name}"
+
+    return make
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=40, help="runs driven to their end")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--store", choices=["jsonl", "postgresql"], default="jsonl")
+    parser.add_argument("--postgres", metavar="URL",
+                        help="a PostgreSQL server to create the databases on (default: start "
+                             "a throwaway one)")
     options = parser.parse_args()
-    figures = soak(options.rounds, options.seed)
+    figures = soak(options.rounds, options.seed, options.store, options.postgres)
     print(json.dumps(figures))
     bad = figures["lost"] or figures["doubled"] or figures["seq_gaps"] or figures["steps_twice"]
     sys.exit(1 if bad else 0)

@@ -12,6 +12,10 @@
         └── BadRequest          a request that makes no sense whatever the state (an
                                 unknown resolve action, a malformed event name)
 
+``Unavailable`` (beside them, not an ``EngineError``: nothing is wrong with the request) is a
+part the workspace depends on being away for now: the PostgreSQL store's ``StoreUnavailable``.
+The same request may pass later; the HTTP API answers 503.
+
 ``InvalidInputs`` and ``PlaybookNotFound`` are also ``PermanentError``s, so that a ``call:``
 step whose child run cannot start fails like any other permanent step failure.
 """
@@ -22,6 +26,10 @@ from collections.abc import Sequence
 
 from aiosrun.adapters.base import PermanentError
 from aiosrun.dsl.errors import AiosrunError
+
+
+class Unavailable(AiosrunError):
+    """Something the workspace depends on is away for now; nothing was recorded."""
 
 
 class EngineError(AiosrunError):

@@ -11,6 +11,10 @@ Runs execute concurrently in a nursery that the server owns, at most
 no trigger, timer or other run. Each run is isolated: an exception it raises fails that run
 (error class ``internal``), is logged, and serve goes on. SIGINT and SIGTERM stop it
 cleanly: runs in flight stop at the next step boundary and stay resumable.
+
+A store that goes away (PostgreSQL restarted, the network cut) stops no more than the runs
+whose records cannot be written (they stay resumable): serve says so once, tries again each
+tick, and says when the store is back; then it resumes those runs like any crash's.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from aiosrun.runtime.coordinator.dispatch import dispatch, due_timers
 from aiosrun.runtime.coordinator.execution import execute_run, fail_internal
 from aiosrun.runtime.coordinator.frames import internal_message
 from aiosrun.runtime.coordinator.runs import start_or_load
-from aiosrun.runtime.log.eventlog import LeaseLost
+from aiosrun.runtime.log.eventlog import LeaseLost, LogError, StoreUnavailable
 from aiosrun.runtime.log.projections import RunState
+from aiosrun.runtime.log.storage import StorageError
 from aiosrun.runtime.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -54,6 +59,7 @@ class Server:
         self.limiter = trio.CapacityLimiter(int(limit))
         self.active: set[str] = set()  # runs this server executes right now
         self.nursery: trio.Nursery | None = None
+        self.outage: str | None = None  # why the store is away, once said
 
     async def run(self, once: bool) -> None:
         from aiosrun.runtime.notify import Notifier
@@ -84,8 +90,16 @@ class Server:
     async def notify_round(self, notifier: Notifier) -> None:
         try:
             await notifier.round()
+        except StoreUnavailable as exc:
+            self.store_away(exc)
         except Exception as exc:  # a bug in notifying must not stop serving
             self.say(f"error: notify: {internal_message(exc)}")
+
+    def store_away(self, exc: StoreUnavailable) -> None:
+        """Say once that the store is away (each tick tries again)."""
+        if self.outage is None:
+            self.outage = str(exc)
+            self.say(f"error: {exc}; serve tries again every {self.interval:g}s")
 
     async def run_once(self) -> None:
         """Rounds until nothing new starts: runs that emit events trigger runs in this call."""
@@ -116,15 +130,24 @@ class Server:
         """One round of checks; returns how many runs it handed to the nursery."""
         now = clock.now()
         handed = 0
-        for phase in (self.recover, self.dispatch, self.schedules):
-            if self.stopping:
-                break
-            try:
-                handed += await phase(now)
-            except Exception as exc:  # a bug in one phase must not stop the others
-                self.say(f"error: {phase.__name__}: {internal_message(exc)}")
-        await self.ws.durable()
-        self.ws.save_workspace_snapshot()
+        try:
+            for phase in (self.recover, self.dispatch, self.schedules):
+                if self.stopping:
+                    break
+                try:
+                    handed += await phase(now)
+                except StoreUnavailable:
+                    raise
+                except Exception as exc:  # a bug in one phase must not stop the others
+                    self.say(f"error: {phase.__name__}: {internal_message(exc)}")
+            await self.ws.durable()
+            self.ws.save_workspace_snapshot()
+        except StoreUnavailable as exc:
+            self.store_away(exc)
+            return handed
+        if self.outage is not None:
+            self.outage = None
+            self.say("the store is back: serving again")
         return handed
 
     async def recover(self, now: dt.datetime) -> int:
@@ -142,6 +165,8 @@ class Server:
                 if run.finished or (run.status == "waiting" and not due_timers(
                         run, now, self.ws.playbook(run.digest).policy.timeout_ms)):
                     continue
+            except StoreUnavailable:
+                raise  # nothing is wrong with the run: the store is away
             except Exception as exc:  # a run whose state cannot be read fails alone
                 fail_internal(self.ws, summary.id, exc)
                 self.say(f"run {summary.id} ({summary.playbook}): failed: "
@@ -203,6 +228,8 @@ class Server:
                 self.say(describe(final, why))
         except LeaseLost as exc:  # stalled past the lease: the other worker carries it on
             self.say(f"run {run.id} ({run.playbook}) {why}: given up: {exc}")
+        except (StorageError, LogError) as exc:  # a full disk, the store away
+            self.say(f"run {run.id} ({run.playbook}) {why}: stopped, resumable: {exc}")
         except Exception as exc:  # execute_run isolates the run; this guards the guard
             self.say(f"run {run.id} ({run.playbook}) {why}: internal error: "
                      f"{internal_message(exc)}")

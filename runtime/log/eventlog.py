@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aiosrun.dsl.errors import AiosrunError
+from aiosrun.runtime.errors import Unavailable
 from aiosrun.runtime.log.seek import STRIDE, SeekMarks
 from aiosrun.runtime.log.storage import (
     StorageError,
@@ -91,6 +92,11 @@ class LeaseLost(LogError):
     """This process no longer holds the lease of the run it appends for: another worker took
     the run over (a shared store, after this one renewed nothing for ``lease_timeout``).
     Nothing of the batch was recorded; the run is the other worker's now."""
+
+
+class StoreUnavailable(LogError, Unavailable):
+    """The store's server refused or went away (PostgreSQL): nothing of the batch was
+    recorded. It may come back: a long-lived ``serve`` waits for it."""
 
 
 @dataclass(frozen=True)

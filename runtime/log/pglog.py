@@ -39,6 +39,7 @@ from aiosrun.runtime.log.eventlog import (
     LogLocked,
     NewEvent,
     Record,
+    StoreUnavailable,
     decode,
     encode,
     format_ts,
@@ -95,10 +96,6 @@ class SeqTaken(LogError):
     """Another process appended first: the batch is numbered again (nothing was kept)."""
 
 
-class StoreUnavailable(LogError):
-    """PostgreSQL refused or went away: nothing of the batch was recorded."""
-
-
 def connect(url: str, password: str | None, where: str) -> Any:
     """An autocommit connection (statements outside an explicit transaction commit alone)."""
     try:
@@ -133,8 +130,10 @@ class PgLog:
     read_only = False
 
     def __init__(self, conn: Any, where: str, password: str | None = None,
-                 now: Callable[[], dt.datetime] = utc_now) -> None:
-        self.conn = conn
+                 now: Callable[[], dt.datetime] = utc_now,
+                 reconnect: Callable[[], Any] | None = None) -> None:
+        self._conn = conn
+        self.reconnect = reconnect
         self.where = where  # the URL without a password, for messages
         self.password = password
         self.now = now
@@ -146,6 +145,16 @@ class PgLog:
         self._known: set[str] = set()  # runs known to have records (they never lose them)
         self.fences: dict[str, str] = {}  # run -> the token of this process's lease on it
         self._file = Path(f"{where}#aios_events")  # how a corrupt row is named
+
+    @property
+    def conn(self) -> Any:
+        """The connection; a new one (``reconnect``) once the old one broke because the
+        server went away, so a long-lived ``serve`` carries on when the database is back.
+        Never inside :meth:`transaction`: its statements stay on the connection that holds
+        the appenders' lock, and fail with it."""
+        if self._conn.closed and self.reconnect is not None and not self._depth:
+            self._conn = self.reconnect()
+        return self._conn
 
     @contextlib.contextmanager
     def errors(self) -> Iterator[None]:
@@ -180,14 +189,15 @@ class PgLog:
                 self._depth -= 1
             return
         try:
-            with self.errors(), self.conn.transaction():
-                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-                self._depth = 1
-                try:
+            conn = self.conn
+            self._depth = 1  # from here on, one connection: the lock's
+            try:
+                with self.errors(), conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
                     self._read_last_seq()
                     yield
-                finally:
-                    self._depth = 0
+            finally:
+                self._depth = 0
         except BaseException:  # rolled back: what this process appended in it is gone, so
             with contextlib.suppress(Exception):  # numbering from it would leave a gap
                 self._read_last_seq()

@@ -28,8 +28,8 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
-from aiosrun.runtime.log.eventlog import LogError, Record, decode
-from aiosrun.runtime.log.pglog import JOURNAL_KEY, PgLog, StoreUnavailable, connect
+from aiosrun.runtime.log.eventlog import LogError, Record, StoreUnavailable, decode
+from aiosrun.runtime.log.pglog import JOURNAL_KEY, PgLog, connect
 from aiosrun.runtime.log.projections import (
     RunState,
     WorkspaceState,
@@ -144,7 +144,9 @@ class PgLease:
 
 class Heartbeat:
     """Renews this process's lease and worker rows every third of the lease timeout, on a
-    connection of its own in a daemon thread (a process killed with -9 stops renewing)."""
+    connection of its own in a daemon thread (a process killed with -9 stops renewing).
+    Only the leases it holds: a row whose release the database did not take (it was away)
+    lapses, and the run is resumed like a crash's."""
 
     def __init__(self, store: PostgresStore) -> None:
         self.store = store
@@ -165,8 +167,10 @@ class Heartbeat:
             try:
                 if conn is None:
                     conn = connect(store.dsn, store.password, store.url)
+                held = list(store.log.fences.copy().values())  # not a row left behind
                 conn.execute("UPDATE aios_leases SET expires_at = now() + make_interval("
-                             "secs => %s) WHERE owner = %s", (store.lease_seconds, store.owner))
+                             "secs => %s) WHERE owner = %s AND token = ANY(%s)",
+                             (store.lease_seconds, store.owner, held))
                 conn.execute("UPDATE aios_workers SET expires_at = now() + make_interval("
                              "secs => %s) WHERE owner = %s", (store.lease_seconds, store.owner))
             except Exception:  # the database is away: the leases lapse; runs stay resumable
@@ -195,16 +199,27 @@ class PgJournal:
         self.conn: Any = None
 
     def __enter__(self) -> list[dict[str, Any]]:
+        import psycopg
+
         store = self.store
-        self.conn = store._idle.pop() if store._idle else connect(store.dsn, store.password,
-                                                                    store.url)
         crc = zlib.crc32(self.name.encode("utf-8"))
         self.key = crc - 2**32 if crc >= 2**31 else crc
-        with store.log.errors():
-            self.conn.execute("SELECT pg_advisory_lock(%s, %s)", (JOURNAL_KEY, self.key))
-            rows = self.conn.execute("SELECT entry FROM aios_journal WHERE name = %s ORDER "
-                                     "BY n", (self.name,)).fetchall()
-        return [json.loads(row[0]) for row in rows]
+        while True:
+            reused = bool(store._idle)  # an idle connection may have died with its server
+            self.conn = store._idle.pop() if reused else connect(store.dsn, store.password,
+                                                                 store.url)
+            try:
+                with store.log.errors():
+                    self.conn.execute("SELECT pg_advisory_lock(%s, %s)",
+                                      (JOURNAL_KEY, self.key))
+                    rows = self.conn.execute("SELECT entry FROM aios_journal WHERE name = %s "
+                                             "ORDER BY n", (self.name,)).fetchall()
+                return [json.loads(row[0]) for row in rows]
+            except StoreUnavailable:
+                with contextlib.suppress(psycopg.Error):
+                    self.conn.close()
+                if not reused:
+                    raise
 
     def append(self, entry: dict[str, Any]) -> None:
         from aiosrun.adapters.base import TransientError
@@ -249,7 +264,8 @@ class PostgresStore:
         self.url = public_url(dsn)
         self.lease_seconds = lease_seconds
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{tokens.token_hex(4)}"
-        self.log = PgLog(connect(dsn, password, self.url), self.url, password).open()
+        self.log = PgLog(connect(dsn, password, self.url), self.url, password,
+                         reconnect=lambda: connect(dsn, password, self.url)).open()
         self.heartbeat = Heartbeat(self)
         self._idle: list[Any] = []  # journal connections, reused
 

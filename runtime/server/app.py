@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 from aiosrun.dsl.durations import parse_duration
 from aiosrun.dsl.errors import PlaybookError
-from aiosrun.runtime.errors import EngineError
+from aiosrun.runtime.errors import EngineError, Unavailable
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -232,6 +232,10 @@ def guarded(handler: Handler, mask: Callable[[str], str]) -> Handler:
             error.message = mask(error.message)
             error.details = [mask(str(d)) for d in error.details]
             return error_response(error)
+        except Unavailable:  # the store is away (serve says so once): a retry may pass
+            return JSON(error_body("unavailable", "the workspace's store is unavailable for "
+                                   "now; nothing was recorded: try again later"), 503,
+                        headers={"Retry-After": "5"})
         except Exception as exc:  # a bug: logged for the operator, never shown to clients
             text = "".join(traceback.format_exception(exc))
             print(mask(f"internal error on {request.method} {request.url.path}:\n{text}"),

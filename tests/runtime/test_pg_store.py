@@ -13,11 +13,18 @@ from pathlib import Path
 import psycopg
 import pytest
 from aiosrun.dsl.errors import AiosrunError
-from aiosrun.runtime.log.eventlog import LeaseLost, LogCorrupted, LogError, NewEvent
-from aiosrun.runtime.log.pglog import StoreUnavailable
+from aiosrun.runtime.log.eventlog import (
+    LeaseLost,
+    LogCorrupted,
+    LogError,
+    NewEvent,
+    StoreUnavailable,
+)
 from aiosrun.runtime.log.postgres import PostgresStore, public_url
 from aiosrun.runtime.log.projections import RunState, StepState
 from aiosrun.runtime.workspace import Workspace
+
+from tests.support.receivers import wait_for
 
 
 def test_appends_read_back_verified_with_a_run_index(postgres_url: str) -> None:
@@ -133,6 +140,47 @@ def test_a_lease_is_exclusive_renewed_and_taken_over_once_it_expires(postgres_ur
     finally:
         first.close()
         second.close()
+
+
+def test_a_lease_whose_release_the_database_missed_lapses(postgres_url: str) -> None:
+    """A release that never reached the database (it was away) leaves the row behind: the
+    heartbeat renews only the leases this process holds, so that row lapses and the run is
+    taken over (it was renewed for as long as the process lived)."""
+    first = PostgresStore(postgres_url, None, lease_seconds=1.0)
+    second = PostgresStore(postgres_url, None, lease_seconds=1.0)
+    try:
+        kept, missed = first.lease("kept"), first.lease("missed")
+        assert kept.try_acquire() and missed.try_acquire()
+        del first.log.fences["missed"]  # what release() does before its DELETE, which failed
+        missed.held = False
+        wait_for(lambda: second.lease("missed").try_acquire(), 20, "the left row to lapse")
+        time.sleep(1.5)  # past a timeout: the lease still held is renewed all along
+        assert not second.lease("kept").try_acquire()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_connections_the_server_cut_are_replaced(postgres_url: str) -> None:
+    """A server restart cuts every connection: the log's next statement says so (nothing
+    recorded) and the one after runs on a new connection; a journal's idle connection is
+    replaced at once (its holder would otherwise fail the step it serves)."""
+    store = PostgresStore(postgres_url, None)
+    try:
+        store.log.append(NewEvent("E", {"n": 1}))
+        with store.journal("effects/files") as entries:
+            assert entries == []
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                         "datname = current_database() AND pid <> pg_backend_pid()")
+        with pytest.raises(StoreUnavailable, match="nothing was recorded"):
+            store.log.append(NewEvent("E", {"n": 2}))
+        assert store.log.append(NewEvent("E", {"n": 3})).seq == 2
+        with store.journal("effects/files") as entries:
+            assert entries == []
+        assert [r.data["n"] for r in store.log.read()] == [1, 3]
+    finally:
+        store.close()
 
 
 def test_a_lease_taken_over_fences_the_old_holders_appends(postgres_url: str) -> None:

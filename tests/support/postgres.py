@@ -69,19 +69,31 @@ class PostgresServer:
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres",
                   "--no-sync", "-E", "UTF8")
         for attempt in range(3):  # the free port may be taken meanwhile (pytest -n 2)
-            options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
-                       "-c max_connections=200")
-            if not self.durable:
-                options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             try:
-                self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "server.log"),
-                          "-o", options, "-w", "-t", "60", "start")
+                self._pg_ctl_start()
                 return self
             except RuntimeError:
                 if attempt == 2:
                     raise
                 self.port = free_port()
         return self
+
+    def _pg_ctl_start(self) -> None:
+        options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
+                   "-c max_connections=200")
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "server.log"),
+                  "-o", options, "-w", "-t", "60", "start")
+
+    def halt(self) -> None:
+        """Stop the server the way a crash or a cut cable would: ``-m immediate`` drops every
+        connection at once, with no shutdown checkpoint (the restart replays the WAL)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def restart(self) -> None:
+        """Start the halted server again, on the same port with the same data."""
+        self._pg_ctl_start()
 
     @property
     def url(self) -> str:

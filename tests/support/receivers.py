@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
@@ -102,10 +103,21 @@ def http_receiver() -> Iterator[HttpReceiver]:
 class MailReceiver:
     port: int
     messages: list[Message] = field(default_factory=list)
+    holding: threading.Event | None = None  # the next message is answered once this is set
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(message_from_bytes(envelope.content))
+        hold, self.holding = self.holding, None
+        deadline = time.monotonic() + 60
+        while hold is not None and not hold.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)  # other sessions go on meanwhile
         return "250 OK"
+
+    def hold_next(self) -> threading.Event:
+        """Keep the next message when it arrives but answer it only once the returned event
+        is set (to kill its sender between sending and recording)."""
+        self.holding = threading.Event()
+        return self.holding
 
 
 @contextmanager
