@@ -1,5 +1,6 @@
 """Secrets masked in every form: escaped, encoded and truncated renderings in outputs, gate
-``show:``, errors, the outbox and the terminal; internal error messages too."""
+``show:``, errors, the outbox and the terminal; internal error messages too; on either store
+(every column of every table of a PostgreSQL store is searched as ``.aios/`` is)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
-from .conftest import Runner
+from .conftest import Runner, rows_holding, store_url
 from .test_cli_runs import workspace
 
 TOKEN = "it's \"quoted\" \\ back/slash +?&=ü-5c2e"
@@ -97,10 +98,11 @@ class _Answer(BaseHTTPRequestHandler):
         pass
 
 
-def test_no_rendering_of_a_secret_is_kept_or_shown(aiosrun: Runner, tmp_path: Path) -> None:
+def test_no_rendering_of_a_secret_is_kept_or_shown(aiosrun: Runner, tmp_path: Path,
+                                                   store: str) -> None:
     workspace(tmp_path, leaky=PLAYBOOK, crashy=CRASHY)
     (tmp_path / "aios.yaml").write_text(
-        "apiVersion: aiosrun/v1\nkind: Workspace\nsecrets:\n  env: [TOKEN]\n"
+        "apiVersion: aiosrun/v1\nkind: Workspace\n" + store + "secrets:\n  env: [TOKEN]\n"
         "adapters:\n  http:\n    allow_hosts: ['127.0.0.1']\n")
     (tmp_path / ".env").write_text(f"API_KEY={API_KEY}\n")
     (tmp_path / "adapters").mkdir()
@@ -135,3 +137,6 @@ def test_no_rendering_of_a_secret_is_kept_or_shown(aiosrun: Runner, tmp_path: Pa
                 assert form not in output, (form, output)
             for path in kept:
                 assert form.encode() not in path.read_bytes(), (form, path)
+    url = store_url(tmp_path)
+    if url is not None:
+        assert rows_holding(url, [f.encode() for s in (TOKEN, API_KEY) for f in forms(s)]) == []
