@@ -230,6 +230,7 @@ class EventLog:
         self._index_line = 0
         self._first: dict[tuple[str, str], int] = {}  # (run, segment) -> its first seq there
         self._closed_seq = 0  # a close made the log durable up to here (``! SEQ`` lines)
+        self._checkpoint_size = -1  # how much of runs.idx runs.checkpoint vouches for
         self._marks = SeekMarks()
         self._inode = 0
         self.written_seq = 0  # the last record this process appended
@@ -755,7 +756,8 @@ class EventLog:
             with contextlib.suppress(OSError):  # what failed was never acknowledged durable
                 self._flush()
             if self._fd is not None and self._lock_fd is not None and self.last_seq \
-                    and self.index_problem is None and self.failed_sync is None:
+                    and self.index_problem is None and self.failed_sync is None \
+                    and not self._said_already():
                 with self._locked():  # the index covers everything up to here
                     self._catch_up()
                     try:
@@ -771,6 +773,18 @@ class EventLog:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+    def _said_already(self) -> bool:
+        """Whether runs.idx already holds what this close would write: nothing was appended
+        since the last clean close, whose seal (trusted: see :meth:`_untouched`) covers the
+        segment as it is, no verified segment awaits its seal again, and the checkpoint
+        covers the whole index. A command that only read then neither fsyncs nor adds
+        two lines to runs.idx, which grew by them at every ``status``."""
+        segment = self._segment
+        return segment is not None and self._closed_seq == self.last_seq and \
+            not self._verified and self._checkpoint_size == self._index_offset and \
+            self._seals.get(segment.name) == (self._size, self._crc) and \
+            self._untouched(segment)
 
     class _Lock:
         def __init__(self, log: EventLog) -> None:
@@ -942,6 +956,7 @@ class EventLog:
         self._index, self._filed, self._seals, self._first = {}, set(), {}, {}
         self._sealed_stat, self._hints = {}, {}
         self._index_offset = self._index_line = self._indexed_seq = 0
+        self._checkpoint_size = -1
         self._index_crc, self._lazy, self._loaded = 0, None, set()
         self._lazy_starts = None
 
@@ -962,6 +977,7 @@ class EventLog:
                 zlib.crc32(data[:size]) != expected:
             return data
         prefix = data[:size]
+        self._checkpoint_size = size
         self._lazy = prefix
         self._index_crc = expected
         self._index_offset = size
@@ -1019,6 +1035,7 @@ class EventLog:
             temporary.write_text(sign(f"{self._index_offset} {self._index_crc:08x}") + "\n",
                                  "utf-8")
             temporary.replace(path)
+            self._checkpoint_size = self._index_offset
         except OSError:
             with contextlib.suppress(OSError):
                 temporary.unlink()

@@ -287,3 +287,20 @@ def test_a_writer_killed_mid_write_leaves_a_readable_workspace(tmp_path: Path,
     assert not any(path.exists() for path in leftovers)  # the next writer clears them up
     *seen, folded_whole = _answers(tmp_path)
     assert tuple(seen) == expected and not folded_whole
+
+
+def test_a_close_that_has_nothing_to_add_leaves_runs_idx_as_it_is(tmp_path: Path) -> None:
+    _history(tmp_path)
+    index = tmp_path / ".aios" / "log" / "runs.idx"
+    sizes = []
+    for _ in range(4):
+        time.sleep(0.06)  # past the racy window of the last seal (see EventLog._untouched)
+        with Workspace(tmp_path) as ws:
+            reading.runs(ws)
+        sizes.append(index.stat().st_size)
+    assert sizes[2] == sizes[3]  # once sealed with a trusted stat, a read writes nothing
+    records = _record(tmp_path, [NewEvent("EventEmitted", {"event": "e"})])
+    time.sleep(0.06)
+    with Workspace(tmp_path) as ws:
+        assert ws.log.last_seq == records[-1].seq
+    assert index.stat().st_size > sizes[3]  # an append is sealed and closed as before
