@@ -153,8 +153,9 @@ def runs(obj: Context, status_filter: str | None, limit: int, all_runs: bool,
     if fmt == "json":
         click.echo(json.dumps([r.to_json() for r in listed], indent=2))
         return
-    for r in listed:
-        click.echo(f"{r.id}  {r.playbook:30} {r.status:16} {r.started_at}")
+    if listed:  # one write: a line at a time was most of what --all cost
+        click.echo("\n".join(f"{r.id}  {r.playbook:30} {r.status:16} {r.started_at}"
+                              for r in listed))
 
 
 @cli.command()
