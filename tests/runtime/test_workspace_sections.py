@@ -2,7 +2,7 @@
 (runtime/reading.py): what they answer is what the whole fold of the log answers, whatever
 the snapshot covers; a snapshot that is missing, torn, stale or of an earlier layout costs a
 fold, never a wrong answer; an edited one is refused; a writer killed mid-write leaves a
-readable workspace."""
+readable workspace; and a read's close leaves runs.idx as it is."""
 
 from __future__ import annotations
 
