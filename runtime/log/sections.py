@@ -48,6 +48,8 @@ _HEADER = re.compile(rb"aiosrun-workspace-snapshot (\d+) head=(\d+) body=(\d+) "
                      rb"crc32=([0-9a-f]{8})\n")
 _MAPS = ("pending_events", "event_keys", "event_ids", "idempotency_keys")
 _FIRST_READ = 64 * 1024
+_HEAD_KEYS = frozenset({"last_seq", "current", "versions", "spend", "rejected", "waiting",
+                        "runs", "ids", "maps"})
 
 
 def _row(summary: RunSummary) -> list[Any]:
@@ -249,6 +251,8 @@ def open_snapshot(path: Path) -> SnapshotFile | None:
         if zlib.crc32(text) != int(found[4], 16):
             raise _corrupted(path)
         head = json.loads(text)
+        if not isinstance(head, dict) or not head.keys() >= _HEAD_KEYS:
+            raise _Torn  # not what this version writes: folded from the log instead
         if size != body + body_size:
             _short(path, fd, head, body, size)
     except _Torn:
