@@ -23,12 +23,12 @@ MASK = "***"
 
 
 def load_secrets(root: Path, settings: Mapping[str, Any]) -> dict[str, str]:
-    from dotenv import dotenv_values
-
     config = settings.get("secrets", {})
     found: dict[str, str] = {}
     dotenv = root / config.get("dotenv", ".env")
-    if dotenv.is_file():
+    if dotenv.is_file():  # python-dotenv (and its logging) only when there is a file
+        from dotenv import dotenv_values
+
         found.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
     for name in config.get("env", []):
         if name in os.environ:

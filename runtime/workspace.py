@@ -235,6 +235,12 @@ class Workspace:
                 setattr(view, name, dict(value))
         return view
 
+    @property
+    def projection_loaded(self) -> bool:
+        """Whether this process holds the workspace projection (a long-running one does):
+        then a read answers from it, else from the parts of the snapshot it needs."""
+        return self._state is not None
+
     def forgot(self) -> None:
         """Texts were erased from the log: the projection this process keeps is folded
         again from it, and its playbooks are decoded again."""
@@ -295,16 +301,17 @@ class Workspace:
         return version.ir
 
     def run_state(self, run_id: str, until_seq: int | None = None, *,
-                  last_seq: int | None = None) -> Any:
-        """The run's state (as it was at ``until_seq``); ``last_seq``, the run's latest
-        record as the workspace projection knows it, ends the read there."""
+                  last_seq: int | None = None, first_seq: int = 1) -> Any:
+        """The run's state (as it was at ``until_seq``); ``last_seq`` and ``first_seq``, the
+        run's latest and first records as the workspace projection knows them, bound the
+        read."""
         from aiosrun.runtime.log.projections import fold_run
 
         snapshot = None
         if until_seq is None:
             snapshot = self.store.load_run_snapshot(run_id)
             self.store.check_covered(snapshot, run_id)
-        start = snapshot.last_seq + 1 if snapshot else 1
+        start = max(snapshot.last_seq + 1 if snapshot else 1, first_seq)
         bounds = [seq for seq in (until_seq, last_seq) if seq is not None]
         end = min(bounds) if bounds else None
         return fold_run(run_id, self.log.read_run(run_id, start, end), snapshot, until_seq)

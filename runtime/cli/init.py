@@ -9,15 +9,15 @@ there are left alone, so ``init`` never destroys work.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
-from importlib import resources
-from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from aiosrun.runtime.cli.app import cli, fail
+
+if TYPE_CHECKING:  # importlib.resources, shutil and subprocess cost every command 10 ms
+    from importlib.resources.abc import Traversable
 
 RENAMED = {"gitignore": ".gitignore", "pre-commit-config.yaml": ".pre-commit-config.yaml"}
 
@@ -34,6 +34,8 @@ def _files(folder: Traversable, prefix: str = "") -> Iterator[tuple[str, Travers
 
 def starter_files() -> list[tuple[str, bytes]]:
     """(relative path, content) of everything a new workspace gets."""
+    from importlib import resources
+
     out = [(name, entry.read_bytes())
            for name, entry in _files(resources.files("aiosrun.runtime") / "starter")]
     playbooks = resources.files("aiosrun.playbooks")
@@ -70,6 +72,9 @@ def init(directory: Path, no_git: bool) -> None:
         where = exc.filename or directory
         fail(f"cannot create the workspace in {directory}: {where}: {exc.strerror or exc}"
              + (f" ({len(written)} files were written before)" if written else ""))
+    import shutil
+    import subprocess
+
     git = shutil.which("git")
     repository = ""
     if git and not no_git and not (directory / ".git").exists():

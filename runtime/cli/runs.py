@@ -25,6 +25,8 @@ from aiosrun.runtime.cli.render import (
 if TYPE_CHECKING:
     from aiosrun.runtime.engine import Engine
 
+RUNS_SHOWN = 20  # `runs` lists the latest 20, as `gh run list` does
+
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
@@ -136,18 +138,24 @@ def resume(obj: Context, run_id: str | None, all_runs: bool, fmt: str) -> None:
 
 @cli.command()
 @click.option("--status", "status_filter", help="Only runs with this status.")
+@click.option("-L", "--limit", default=RUNS_SHOWN, show_default=True, type=click.IntRange(1),
+              help="How many of the latest runs to list.")
+@click.option("--all", "all_runs", is_flag=True, help="List every run.")
 @FORMAT
 @click.pass_obj
-def runs(obj: Context, status_filter: str | None, fmt: str) -> None:
-    """List runs, newest last."""
+def runs(obj: Context, status_filter: str | None, limit: int, all_runs: bool,
+         fmt: str) -> None:
+    """List the latest runs (20 unless --limit or --all), newest last."""
     from aiosrun.runtime import reading
 
-    listed = read_session(obj, lambda ws: reading.runs(ws, status_filter))
+    shown = None if all_runs else limit
+    listed = read_session(obj, lambda ws: reading.runs(ws, status_filter, shown))
     if fmt == "json":
         click.echo(json.dumps([r.to_json() for r in listed], indent=2))
         return
-    for r in listed:
-        click.echo(f"{r.id}  {r.playbook:30} {r.status:16} {r.started_at}")
+    if listed:  # one write: a line at a time was most of what --all cost
+        click.echo("\n".join(f"{r.id}  {r.playbook:30} {r.status:16} {r.started_at}"
+                              for r in listed))
 
 
 @cli.command()

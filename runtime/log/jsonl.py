@@ -5,12 +5,13 @@ how ``resume`` tells a crashed run from a running one: one byte of ``.aios/runs.
 (an open-file-description lock at an offset hashed from the run id), or, where the system has
 no such locks, a ``flock`` on ``.aios/runs/ID.lock``.
 ``aiosrun serve`` holds ``.aios/serve.lock``, so one serve runs per workspace folder and
-commands see that it dispatches for them. Snapshots are checksummed JSON files in
-``.aios/snapshots``.
+commands see that it dispatches for them. Snapshots are checksummed files in
+``.aios/snapshots``: a run's is JSON, the workspace's a head and blocks (:mod:`.sections`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from aiosrun.adapters.effects import FileJournal
     from aiosrun.runtime.log.group_commit import GroupCommit
     from aiosrun.runtime.log.scrub import Scrubber
+    from aiosrun.runtime.log.sections import SnapshotFile
 
 
 def _lease_offset(run_id: str) -> int:
@@ -198,11 +200,37 @@ class JsonlStore:
     def has_run_snapshot(self, run_id: str) -> bool:
         return self._path(run_id).exists()
 
+    @property
+    def _sections(self) -> Path:
+        return self.snapshots / "workspace.snapshot"
+
+    def workspace_sections(self) -> SnapshotFile | None:
+        """The workspace snapshot opened for reading a part of it (the read commands)."""
+        from aiosrun.runtime.log.sections import open_snapshot
+
+        return open_snapshot(self._sections)
+
     def load_workspace_snapshot(self) -> WorkspaceState | None:
-        return load_workspace_snapshot(self._path(None))
+        """The whole projection; one in the layout before :mod:`.sections` (one JSON
+        document, ``workspace.json``) is read once and saved again in the new one."""
+        from aiosrun.runtime.log.sections import open_snapshot, write
+
+        opened = open_snapshot(self._sections)
+        if opened is not None:
+            with opened:
+                return opened.state()
+        state = load_workspace_snapshot(self._path(None))
+        if state is not None and not self.log.read_only and write(self._sections, state):
+            with contextlib.suppress(OSError):
+                self._path(None).unlink()
+        return state
 
     def save_workspace_snapshot(self, state: WorkspaceState) -> None:
-        save_snapshot(self._path(None), state)
+        from aiosrun.runtime.log.sections import write
+
+        if write(self._sections, state):
+            with contextlib.suppress(OSError):
+                self._path(None).unlink()  # an earlier layout's
 
     def clear_snapshots(self) -> None:
         shutil.rmtree(self.snapshots, ignore_errors=True)

@@ -17,7 +17,7 @@ from typing import Any
 from aiosrun.runtime.log.eventlog import LogError, encode
 from aiosrun.runtime.log.jsonl import JsonlStore
 from aiosrun.runtime.log.postgres import PostgresStore
-from aiosrun.runtime.log.projections import parse_snapshot
+from aiosrun.runtime.log.projections import parse_snapshot, snapshot_text
 
 BATCH = 5000
 
@@ -80,6 +80,16 @@ def _copy_snapshots(source: JsonlStore, target: PostgresStore) -> int:
             target.log.conn.execute(
                 "INSERT INTO aios_snapshots (key, last_seq, body) VALUES (%s, %s, %s)",
                 (key, int(raw.get("last_seq", 0)), text))
+            count += 1
+        opened = source.workspace_sections()  # the workspace's, kept in blocks here
+        if opened is not None:
+            with opened:
+                state = opened.state()
+            target.log.conn.execute(
+                "INSERT INTO aios_snapshots (key, last_seq, body) VALUES (%s, %s, %s) ON "
+                "CONFLICT (key) DO UPDATE SET last_seq = excluded.last_seq, body = "
+                "excluded.body WHERE aios_snapshots.last_seq <= excluded.last_seq",
+                ("workspace", state.last_seq, snapshot_text(state)))
             count += 1
     return count
 

@@ -326,6 +326,10 @@ class PostgresStore:
             return self.log.conn.execute("SELECT 1 FROM aios_snapshots WHERE key = %s",
                                          (snapshot_key(run_id),)).fetchone() is not None
 
+    def workspace_sections(self) -> None:
+        """No partial read here: the read commands load the whole projection."""
+        return None
+
     def load_workspace_snapshot(self) -> WorkspaceState | None:
         return workspace_snapshot(self._load(snapshot_key(None)))
 

@@ -347,6 +347,7 @@ class RunSummary:
     parent: str | None = None
     open: list[str] = field(default_factory=list)  # its open gates, escalations and waits
     last_seq: int = 0  # its latest record (0: not known, a snapshot of the first layout)
+    first_seq: int = 0  # its RunStarted record (0: not known, a snapshot saved before)
 
 
 @dataclass
@@ -389,7 +390,8 @@ def apply_workspace(state: WorkspaceState, record: Record) -> WorkspaceState:
         state.current.pop(data["name"], None)
     elif record.type == "RunStarted" and record.run is not None:
         state.runs[record.run] = RunSummary(record.run, data["playbook"], "running", record.ts,
-                                            data.get("parent"), last_seq=record.seq)
+                                            data.get("parent"), last_seq=record.seq,
+                                            first_seq=record.seq)
         if data.get("idempotency_key"):
             state.idempotency_keys.setdefault(data["idempotency_key"], record.run)
     elif record.type == "EventEmitted":
@@ -617,8 +619,8 @@ def _workspace_body(state: WorkspaceState) -> dict[str, Any]:
     return {"layout": _WORKSPACE_LAYOUT, "current": state.current,
             "versions": [[getattr(v, f) for f in _VERSION_FIELDS]
                          for v in state.versions.values()],
-            "runs": [[s.id, s.playbook, s.status, s.started_at, s.parent, s.open, s.last_seq]
-                     for s in state.runs.values()],
+            "runs": [[s.id, s.playbook, s.status, s.started_at, s.parent, s.open, s.last_seq,
+                      s.first_seq] for s in state.runs.values()],
             "last_seq": state.last_seq, "pending_events": state.pending_events,
             "event_keys": state.event_keys, "event_ids": state.event_ids,
             "idempotency_keys": state.idempotency_keys, "rejected": state.rejected,

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiosrun.adapters.base import Journal
 from aiosrun.runtime.log.eventlog import FsyncPolicy, LogCorrupted, NewEvent, Record
 from aiosrun.runtime.log.projections import RunState, WorkspaceState
 from aiosrun.runtime.log.scrub import Scrubber
+
+if TYPE_CHECKING:
+    from aiosrun.runtime.log.sections import SnapshotFile
 
 
 class EventStore(Protocol):
@@ -151,6 +154,11 @@ class Store(Protocol):
     def save_run_snapshot(self, state: RunState) -> None: ...
 
     def has_run_snapshot(self, run_id: str) -> bool: ...
+
+    def workspace_sections(self) -> SnapshotFile | None:
+        """The workspace snapshot opened to read a part of it (one run's summary, the latest
+        runs, the waiting ones) without the rest; None: load the whole projection."""
+        ...
 
     def load_workspace_snapshot(self) -> WorkspaceState | None: ...
 

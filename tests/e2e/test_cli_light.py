@@ -67,3 +67,27 @@ def test_a_changed_aios_yaml_is_checked_again(aiosrun: Runner, tmp_path: Path) -
                                         "policy: {limits: {max_concurrent_runs: -3}}\n")
     done = aiosrun("runs")
     assert done.returncode == 1 and "aios.yaml" in done.stderr, done.stderr
+
+
+def test_runs_lists_the_latest_twenty_unless_asked_for_more(aiosrun: Runner,
+                                                            tmp_path: Path) -> None:
+    from aiosrun.runtime.log.eventlog import NewEvent
+    from aiosrun.runtime.workspace import Workspace
+
+    workspace(tmp_path, gated=GATED)
+    with Workspace(tmp_path) as ws:
+        ws.log.append_many([NewEvent("RunStarted", {"playbook": "gated"}, run=f"r{i:02d}")
+                            for i in range(25)])
+
+    def listed(*args: str) -> list[str]:
+        done = aiosrun("runs", *args)
+        assert done.returncode == 0, done.stderr
+        return [line.split()[0] for line in done.stdout.splitlines()]
+
+    every = [f"r{i:02d}" for i in range(25)]
+    assert listed() == every[5:]  # the latest, newest last
+    assert listed("-L", "3") == every[22:]
+    assert listed("--all") == every
+    assert [r["id"] for r in json.loads(aiosrun("runs", "--limit", "2", "--format",
+                                                "json").stdout)] == every[23:]
+    assert aiosrun("runs", "--limit", "0").returncode == 2

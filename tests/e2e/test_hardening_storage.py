@@ -81,7 +81,7 @@ def _ran(aiosrun: Runner, root: Path, times: int = 2) -> list[str]:
         done = aiosrun("run", "hello", "--format", "json")
         assert done.returncode == 0, done.stderr
         ids.append(json.loads(done.stdout)["id"])
-    assert (root / ".aios" / "snapshots" / "workspace.json").exists()
+    assert (root / ".aios" / "snapshots" / "workspace.snapshot").exists()
     return ids
 
 
@@ -152,7 +152,7 @@ def test_an_edited_snapshot_stops_readers_until_doctor_rebuilds(aiosrun: Runner,
     long = json.loads(aiosrun("run", "long", "--format", "json").stdout)["id"]
     assert aiosrun("run", "hello").returncode == 0
     assert aiosrun("doctor", "--rebuild").returncode == 0  # saves every snapshot now
-    snapshot = tmp_path / ".aios" / "snapshots" / "workspace.json"
+    snapshot = tmp_path / ".aios" / "snapshots" / "workspace.snapshot"
     assert '"succeeded"' in snapshot.read_text()
     snapshot.write_text(snapshot.read_text().replace('"succeeded"', '"failed"', 1))
     assert "does not match its checksum" in _refused(aiosrun, "runs")
