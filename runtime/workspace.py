@@ -275,10 +275,12 @@ class Workspace:
         return cached
 
     def _decoded(self, digest: str, encoded: Any) -> Any:
-        """The version from the cache file, else decoded from its record (and cached)."""
+        """The version from the cache file, else decoded from its record; a large one
+        (its record skimmed) is then cached. A small one decodes in about the time its
+        cache file would load: it gets none."""
         from aiosrun.dsl.ir_codec import decode_playbook
         from aiosrun.runtime import ir_cache
-        from aiosrun.runtime.log.skim import plain_ir
+        from aiosrun.runtime.log.skim import RawJson, plain_ir
 
         known = self.workspace_state(copy=False).versions.get(digest)
         seq = known.seq if known is not None else None
@@ -286,22 +288,31 @@ class Workspace:
             playbook = ir_cache.load(self.state_dir, digest, seq)
             if playbook is not None:
                 return playbook
-        playbook = decode_playbook(self.version_ir(digest) if encoded is None
-                                   else plain_ir(encoded))
-        if seq is not None and not self.log.read_only:
+        raw = self._recorded_ir(digest) if encoded is None else encoded
+        playbook = decode_playbook(plain_ir(raw))
+        if seq is not None and isinstance(raw, RawJson) and not self.log.read_only:
             ir_cache.save(self.state_dir, digest, seq, playbook)
         return playbook
 
     def version_ir(self, digest: str) -> Any:
-        """A recorded version's encoded IR. The workspace snapshot keeps it out (it made
-        most of the snapshot), so a version read from one fetches it from its record,
-        found by seq, the first time it is needed."""
-        from aiosrun.runtime.log.eventlog import LogCorrupted
+        """A recorded version's encoded IR, parsed (and kept so: later asks are free)."""
         from aiosrun.runtime.log.skim import RawJson
 
-        version = self.workspace_state().versions[digest]
+        encoded = self._recorded_ir(digest)
+        if isinstance(encoded, RawJson):
+            encoded = self.workspace_state(copy=False).versions[digest].ir = encoded.value()
+        return encoded
+
+    def _recorded_ir(self, digest: str) -> Any:
+        """A version's IR as its record holds it: parsed, or a large one's text (RawJson).
+        The workspace snapshot keeps it out (it made most of the snapshot), so a version
+        read from one fetches it from its record, found by seq, the first time it is
+        needed."""
+        from aiosrun.runtime.log.eventlog import LogCorrupted
+
+        version = self.workspace_state(copy=False).versions[digest]
         if version.ir is None:
-            record = next(iter(self.log.read(version.seq)), None)
+            record = next(iter(self.log.read(version.seq, skim=True)), None)
             if record is None or record.seq != version.seq or \
                     record.data.get("digest") != digest or "ir" not in record.data:
                 raise LogCorrupted(self.state_dir / "log", version.seq, f"the record of "
@@ -309,8 +320,6 @@ class Workspace:
                                    f"{version.seq}: `aiosrun doctor --rebuild` rebuilds the "
                                    "snapshot that names it")
             version.ir = record.data["ir"]  # the fold's own Version: later asks are free
-        if isinstance(version.ir, RawJson):  # a record the fold skimmed
-            version.ir = version.ir.value()
         return version.ir
 
     def run_state(self, run_id: str, until_seq: int | None = None, *,

@@ -170,13 +170,58 @@ def test_a_cache_naming_a_class_outside_the_ir_is_refused_unrun(
 
 
 def test_a_read_only_workspace_starts_without_writing_a_cache(tmp_path: Path) -> None:
-    compiled = _playbook(20)
+    compiled = _playbook()
     root = _workspace(tmp_path / "ws", compiled)
     ir_codec.forget_decoded(str(root))
     with Workspace(root) as ws:
         ws.log.read_only = True  # as a read-only mount opens
         assert ws.playbook(compiled.digest) == compiled
     assert not _cache(root, compiled).exists()
+
+
+def test_a_small_version_gets_no_cache(tmp_path: Path) -> None:
+    """It decodes in about the time its cache file would load."""
+    compiled = _playbook(5)
+    root = _workspace(tmp_path / "ws", compiled)
+    assert _start(root) == compiled
+    assert not _cache(root, compiled).parent.exists()
+
+
+def test_a_version_read_from_the_workspace_snapshot_is_cached_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The snapshot keeps the IR out: the start fetches it from its record by seq."""
+    compiled = _playbook()
+    root = _workspace(tmp_path / "ws", compiled)
+    with Workspace(root) as ws:
+        ws.save_workspace_snapshot(every=0)
+    with Workspace(root) as ws:
+        assert ws.workspace_state(copy=False).versions[compiled.digest].ir is None
+    decodes = _decodes(monkeypatch)
+    assert _start(root) == compiled and _start(root) == compiled and len(decodes) == 1
+    assert _cache(root, compiled).is_file()
+
+
+def test_apply_decodes_and_caches_the_version_it_records(tmp_path: Path) -> None:
+    import trio
+    from aiosrun.runtime import Engine
+
+    compiled = _playbook()
+    root = tmp_path / "ws"
+    (root / "playbooks").mkdir(parents=True)
+    (root / "aios.yaml").write_text("apiVersion: aiosrun/v1\nkind: Workspace\n")
+    body = "".join(f"  - id: s{i}\n    set: {{v: {i}, w: 'x{i}'}}\n" for i in range(200))
+    (root / "playbooks" / "big.yaml").write_text(
+        f"apiVersion: aiosrun/v1\nkind: Playbook\nname: big\nsteps:\n{body}")
+
+    async def apply() -> None:
+        async with Engine.open(root) as engine:
+            await engine.apply()
+
+    trio.run(apply)
+    with Workspace(root) as ws:
+        digest = ws.workspace_state().current["big"]
+        cached = ir_cache.load(root / ".aios", digest, 1)
+    assert cached is not None and len(cached.steps) == len(compiled.steps) == 200
 
 
 _WRITER = """
