@@ -20,6 +20,7 @@ import os
 import pickle
 import re
 import sys
+import threading
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,8 @@ def save(state_dir: Path, digest: str, seq: int, playbook: ir.Playbook) -> None:
     pickler.dispatch_table = _TABLE
     pickler.dump(playbook)
     body = out.getvalue()
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # one per writer: two threads of one process (serve's workers) may write it at once
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         for left in path.parent.glob(f".{path.name}.*.tmp"):  # a writer killed mid-write
