@@ -6,11 +6,12 @@ come back as tuples. Decoding accepts only the IR's own classes, never an arbitr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import ir
@@ -24,6 +25,11 @@ _CLASSES: dict[str, type] = {
         ir.Triggers, ir.Policy, ir.Playbook,
     )
 }
+
+
+def ir_classes() -> tuple[type, ...]:
+    """Every class an IR value is made of (a decoder builds these and nothing else)."""
+    return (*_CLASSES.values(), ir.FrozenDict)
 
 
 def encode(value: Any) -> Any:
@@ -68,17 +74,32 @@ def decode(value: Any) -> Any:
     return value
 
 
-def decode_playbook(value: Any) -> ir.Playbook:
-    """Decode with the cyclic collector paused: a large playbook is hundreds of thousands of
-    small acyclic objects, and collections triggered while building them took a third of a
-    20,000-step playbook's run start."""
+@contextlib.contextmanager
+def long_lived() -> Iterator[None]:
+    """Build with the cyclic collector paused, then hand what was built to the oldest
+    generation without a collection walking it. A decoded playbook is hundreds of thousands
+    of small acyclic objects that live as long as the process keeps the version: the
+    collections their allocation set off took a third of a 20,000-step playbook's run start,
+    and the first young collections after it walked them all again (freeze then unfreeze
+    moves every tracked object to the oldest generation; a full collection still walks
+    them, and young garbage waits for it). A process that froze objects itself (``serve``)
+    keeps them frozen: there the step is left out."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        playbook = decode(value)
+        yield
     finally:
+        if gc.get_freeze_count() == 0:
+            gc.freeze()
+            gc.unfreeze()
         if enabled:
             gc.enable()
+
+
+def decode_playbook(value: Any) -> ir.Playbook:
+    """Decode as :func:`long_lived` builds."""
+    with long_lived():
+        playbook = decode(value)
     if not isinstance(playbook, ir.Playbook):
         raise ValueError("not a playbook")
     return playbook
@@ -89,17 +110,17 @@ _DECODED_MAX = 16  # versions kept decoded in this process (a 20,000-step one is
 _DECODED_LOCK = threading.Lock()
 
 
-def cached_playbook(where: str, digest: str, encoded: Callable[[], Any]) -> ir.Playbook:
-    """The playbook version ``digest`` of the workspace at ``where``, decoded once per process:
-    every run start of a large playbook decoded it again from the log's JSON. The digest
-    names the content, the workspace the file names in its spans."""
+def cached_playbook(where: str, digest: str, load: Callable[[], ir.Playbook]) -> ir.Playbook:
+    """The playbook version ``digest`` of the workspace at ``where``, decoded once per process
+    (``load`` decodes it): every run start of a large playbook decoded it again from the
+    log's JSON. The digest names the content, the workspace the file names in its spans."""
     key = (where, digest)
     with _DECODED_LOCK:
         playbook = _DECODED.get(key)
         if playbook is not None:
             _DECODED.move_to_end(key)
             return playbook
-    playbook = decode_playbook(encoded())
+    playbook = load()
     with _DECODED_LOCK:
         _DECODED[key] = playbook
         while len(_DECODED) > _DECODED_MAX:

@@ -157,6 +157,9 @@ class Engine:
             self.ws.log.append_many(events)
             self.ws.log.sync()
             self.ws.save_workspace_snapshot()
+            for event in events:  # decoded (a large one cached) now, not at its first run
+                if event.type == "PlaybookApplied":
+                    self.ws.playbook(event.data["digest"])
         return ApplyResult(tuple(changes), dry_run)
 
     async def plan(self, playbook: str | os.PathLike[str]) -> JsonResult:

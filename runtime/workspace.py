@@ -226,7 +226,8 @@ class Workspace:
             self._state = snapshot
             self._snapshot_seq = snapshot.last_seq if snapshot else 0
         start = self._state.last_seq + 1 if self._state else 1
-        self._state = fold_workspace(self.log.read(start), self._state)
+        # skim: a large version's IR stays text until a run needs it (runtime/log/skim.py)
+        self._state = fold_workspace(self.log.read(start, skim=True), self._state)
         if not copy:
             return self._state
         view = copying.copy(self._state)
@@ -272,25 +273,55 @@ class Workspace:
             self._snapshot_seq = state.last_seq
 
     def playbook(self, digest: str, encoded: Any = None) -> Any:
-        """The compiled playbook of a recorded version, decoded once per process."""
+        """The compiled playbook of a recorded version, decoded once per process, and read
+        from the decoded-IR cache (runtime/ir_cache.py) when this process has not."""
         from aiosrun.dsl.ir_codec import cached_playbook
 
         cached = self._playbooks.get(digest)
         if cached is None:
             cached = self._playbooks[digest] = cached_playbook(
-                str(self.root), digest,
-                lambda: self.version_ir(digest) if encoded is None else encoded)
+                str(self.root), digest, lambda: self._decoded(digest, encoded))
         return cached
 
+    def _decoded(self, digest: str, encoded: Any) -> Any:
+        """The version from the cache file, else decoded from its record; a large one
+        (its record skimmed) is then cached. A small one decodes in about the time its
+        cache file would load: it gets none."""
+        from aiosrun.dsl.ir_codec import decode_playbook
+        from aiosrun.runtime import ir_cache
+        from aiosrun.runtime.log.skim import RawJson, plain_ir
+
+        known = self.workspace_state(copy=False).versions.get(digest)
+        seq = known.seq if known is not None else None
+        if seq is not None:
+            playbook = ir_cache.load(self.state_dir, digest, seq)
+            if playbook is not None:
+                return playbook
+        raw = self._recorded_ir(digest) if encoded is None else encoded
+        playbook = decode_playbook(plain_ir(raw))
+        if seq is not None and isinstance(raw, RawJson) and not self.log.read_only:
+            ir_cache.save(self.state_dir, digest, seq, playbook)
+        return playbook
+
     def version_ir(self, digest: str) -> Any:
-        """A recorded version's encoded IR. The workspace snapshot keeps it out (it made
-        most of the snapshot), so a version read from one fetches it from its record,
-        found by seq, the first time it is needed."""
+        """A recorded version's encoded IR, parsed (and kept so: later asks are free)."""
+        from aiosrun.runtime.log.skim import RawJson
+
+        encoded = self._recorded_ir(digest)
+        if isinstance(encoded, RawJson):
+            encoded = self.workspace_state(copy=False).versions[digest].ir = encoded.value()
+        return encoded
+
+    def _recorded_ir(self, digest: str) -> Any:
+        """A version's IR as its record holds it: parsed, or a large one's text (RawJson).
+        The workspace snapshot keeps it out (it made most of the snapshot), so a version
+        read from one fetches it from its record, found by seq, the first time it is
+        needed."""
         from aiosrun.runtime.log.eventlog import LogCorrupted
 
-        version = self.workspace_state().versions[digest]
+        version = self.workspace_state(copy=False).versions[digest]
         if version.ir is None:
-            record = next(iter(self.log.read(version.seq)), None)
+            record = next(iter(self.log.read(version.seq, skim=True)), None)
             if record is None or record.seq != version.seq or \
                     record.data.get("digest") != digest or "ir" not in record.data:
                 raise LogCorrupted(self.state_dir / "log", version.seq, f"the record of "

@@ -50,6 +50,7 @@ from typing import Any, Literal
 from aiosrun.dsl.errors import AiosrunError
 from aiosrun.runtime.errors import Unavailable
 from aiosrun.runtime.log.seek import STRIDE, SeekMarks
+from aiosrun.runtime.log.skim import skim_version
 from aiosrun.runtime.log.storage import (
     StorageError,
     append_all,
@@ -155,7 +156,9 @@ def encode(record: Record) -> bytes:
     return (body[:-1] + f',"crc":"{crc:08x}"}}\n').encode("utf-8")
 
 
-def decode(line: bytes, file: Path, number: int) -> Record:
+def decode(line: bytes, file: Path, number: int, *, skim: bool = False) -> Record:
+    """A verified line's record; ``skim``: a large playbook version's IR is left as its
+    text (runtime/log/skim.py), for a reader that needs its name and digest only."""
     text = line.decode("utf-8", errors="replace").rstrip("\n")
     if len(text) <= _CRC_SUFFIX or not text.endswith('"}'):
         raise LogCorrupted(file, number, "no checksum")
@@ -167,7 +170,7 @@ def decode(line: bytes, file: Path, number: int) -> Record:
     if zlib.crc32(body.encode("utf-8")) != expected:
         raise LogCorrupted(file, number, "checksum mismatch")
     try:
-        obj = json.loads(body)
+        obj = (skim and skim_version(body)) or json.loads(body)
         return Record(obj["seq"], obj["ts"], obj["type"], obj.get("data", {}), obj.get("run"),
                       obj.get("cause"))
     except (ValueError, KeyError, TypeError) as exc:
@@ -1112,8 +1115,8 @@ class EventLog:
     # ---- reading ------------------------------------------------------------
 
     def _scan(self, from_seq: int = 1, only: set[str] | None = None,
-              run: str | None = None,
-              until: int | None = None) -> Iterator[tuple[Path, Record]]:
+              run: str | None = None, until: int | None = None,
+              skim: bool = False) -> Iterator[tuple[Path, Record]]:
         """Records from ``from_seq``, read from the seek mark nearest before it (and, with
         ``run``, before the run's first record in each segment); lines of other runs are
         passed over without decoding: the check is a cheap look at the line's prefix."""
@@ -1144,21 +1147,22 @@ class EventLog:
                         return
                     if seq <= start or (marker is not None and marker not in line[:200]):
                         continue
-                    record = decode(line, segment, seq - first)
+                    record = decode(line, segment, seq - first, skim=skim)
                     if record.seq != seq - 1:
                         raise LogCorrupted(segment, seq - first, f"seq {record.seq} where "
                                            f"{seq - 1} was due: records are missing or out "
                                            "of place")
                     yield segment, record
 
-    def read(self, from_seq: int = 1) -> Iterator[Record]:
-        """Every record from ``from_seq`` on, verified; raises :class:`LogCorrupted`."""
+    def read(self, from_seq: int = 1, *, skim: bool = False) -> Iterator[Record]:
+        """Every record from ``from_seq`` on, verified; raises :class:`LogCorrupted`.
+        ``skim``: large playbook versions come with their IR unparsed (see :func:`decode`)."""
         self.refresh()
         if self.index_problem is not None:
             raise self.index_problem
         if from_seq > self.last_seq:  # a caught-up reader asks this all the time
             return iter(())
-        return (record for _, record in self._scan(from_seq))
+        return (record for _, record in self._scan(from_seq, skim=skim))
 
     def read_run(self, run: str, from_seq: int = 1,
                  until_seq: int | None = None) -> Iterator[Record]:

@@ -311,7 +311,7 @@ class PgLog:
     # ---- reading ------------------------------------------------------------------------
 
     def _rows(self, query: str, args: tuple[Any, ...], from_seq: int, *,
-              contiguous: bool) -> Iterator[Record]:
+              contiguous: bool, skim: bool = False) -> Iterator[Record]:
         """Rows page by page (a new query per page, so the caller may append between
         them), each verified: checksum, seq column, and (for the whole log) contiguity."""
         after = from_seq - 1
@@ -320,7 +320,7 @@ class PgLog:
             with self.errors():
                 rows = self.conn.execute(query, (*args, after, PAGE)).fetchall()
             for seq, line in rows:
-                record = decode(line.encode("utf-8"), self._file, seq)
+                record = decode(line.encode("utf-8"), self._file, seq, skim=skim)
                 if record.seq != seq or (contiguous and seq != expected):
                     raise LogCorrupted(self._file, seq,
                                        f"seq {seq} where {expected} was due: records are "
@@ -332,10 +332,10 @@ class PgLog:
             if len(rows) < PAGE:
                 return
 
-    def read(self, from_seq: int = 1) -> Iterator[Record]:
+    def read(self, from_seq: int = 1, *, skim: bool = False) -> Iterator[Record]:
         first = max(from_seq, 1)
         return self._rows("SELECT seq, line FROM aios_events WHERE seq > %s ORDER BY seq "
-                          "LIMIT %s", (), first, contiguous=True)
+                          "LIMIT %s", (), first, contiguous=True, skim=skim)
 
     def read_run(self, run: str, from_seq: int = 1,
                  until_seq: int | None = None) -> Iterator[Record]:

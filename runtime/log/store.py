@@ -62,8 +62,9 @@ class EventStore(Protocol):
 
     def close(self) -> None: ...
 
-    def read(self, from_seq: int = 1) -> Iterator[Record]:
-        """Every record from ``from_seq`` on, verified (raises :class:`LogCorrupted`)."""
+    def read(self, from_seq: int = 1, *, skim: bool = False) -> Iterator[Record]:
+        """Every record from ``from_seq`` on, verified (raises :class:`LogCorrupted`);
+        ``skim``: a large playbook version's IR left unparsed (runtime/log/skim.py)."""
         ...
 
     def read_run(self, run: str, from_seq: int = 1,

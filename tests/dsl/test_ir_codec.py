@@ -45,9 +45,9 @@ def test_a_version_is_decoded_once_per_workspace_and_digest() -> None:
     encoded = encode(_compiled(TEMPLATES[0]))
     calls: list[int] = []
 
-    def source() -> object:
+    def source() -> ir.Playbook:
         calls.append(1)
-        return encoded
+        return decode_playbook(encoded)
 
     first = cached_playbook("/ws-a", "d1", source)
     assert cached_playbook("/ws-a", "d1", source) is first and len(calls) == 1

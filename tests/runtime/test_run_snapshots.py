@@ -11,6 +11,7 @@ from pathlib import Path
 from aiosrun.runtime.log.eventlog import EventLog, NewEvent, Record
 from aiosrun.runtime.log.projections import (
     RunState,
+    StepState,
     fold_run,
     load_run_snapshot,
     save_snapshot,
@@ -92,3 +93,23 @@ def test_a_loaded_step_reads_as_it_was_saved_before_anything_touches_it(tmp_path
         stored = loaded.steps[step_path]
         assert (stored.status, stored.outputs, stored.attempts) == (
             step.status, step.outputs, step.attempts), step_path
+
+
+def test_a_step_once_read_is_a_plain_step_and_saves_as_one(tmp_path: Path) -> None:
+    """Reading a field decodes the step into a plain StepState, so later reads (and the
+    next save) cost what a folded step's do; equality holds both ways, decoded or not."""
+    records = _records(tmp_path, 20)
+    path = tmp_path / "r.json"
+    folded = fold_run("r", records)
+    save_snapshot(path, folded)
+    loaded = load_run_snapshot(path)
+    assert loaded is not None
+    step = loaded.steps["s1"]
+    assert step.attempts == folded.steps["s1"].attempts
+    assert type(step) is StepState and step == folded.steps["s1"] == step
+    assert folded.steps["s2"] == loaded.steps["s2"]  # not decoded yet, asked from the other side
+    step.status = "cancelled"
+    save_snapshot(path, loaded)
+    again = load_run_snapshot(path)
+    assert again is not None and again.steps["s1"].status == "cancelled"
+    assert again == loaded
