@@ -200,7 +200,11 @@ class Shard:
 
     # ---- applying entries to both indexes ------------------------------------------------
 
-    def _apply(self, entries: list[dict[str, Any]], size: int) -> None:
+    def _apply(self, entries: list[dict[str, Any]], size: int, *, replay: bool = False) -> None:
+        """Apply journal entries to Tantivy (committed first), then the vectors and the
+        state. ``replay``: a writer died after the journal's fsync, perhaps after Tantivy's
+        commit too; then the ids' earlier keys are no longer in Tantivy, so every vector
+        Tantivy does not hold is dropped before the vectors are saved."""
         import tantivy
 
         adds = [e for e in entries if e["op"] == "add"]
@@ -231,6 +235,8 @@ class Shard:
             chunk = final[start:start + BATCH]
             vectors = _unit(self.embedder.embed([e["item"]["text"] for e in chunk]))
             self._vectors.add(np.array([e["key"] for e in chunk], dtype=np.uint64), vectors)
+        if replay:
+            self._drop_vectors_of_no_document()
         self._save_vectors()
         self.state["next_key"] = max([self.state["next_key"],
                                       *(e["key"] + 1 for e in adds)])
@@ -238,6 +244,18 @@ class Shard:
         self._index.reload()
         self._closed = None
         self._recent = {}
+
+    def _drop_vectors_of_no_document(self) -> None:
+        import tantivy
+
+        self._index.reload()
+        searcher = self._index.searcher()
+        total = searcher.num_docs
+        hits = searcher.search(tantivy.Query.all_query(), limit=total).hits if total else []
+        held = {int(searcher.doc(address)["key"][0]) for _, address in hits}
+        orphans = [int(k) for k in self._vectors.keys if int(k) not in held]
+        for key in orphans:
+            self._vectors.remove(key)
 
     def _superseded(self, final: list[dict[str, Any]]) -> dict[str, Any]:
         """For a batch of adds: the ``valid_to`` of each fact it supersedes. Values are
@@ -474,7 +492,7 @@ class Shard:
         makes the same deletions at the same opstamp, so it would name a ``.del`` file the
         same and fail on it (``FileAlreadyExists``) at every open."""
         self._index.writer(heap_size=15_000_000, num_threads=1).garbage_collect_files()
-        self._apply(list(self._read_journal(self.state["offset"])), size)
+        self._apply(list(self._read_journal(self.state["offset"])), size, replay=True)
 
     # ---- reading -------------------------------------------------------------------------
 

@@ -364,3 +364,25 @@ def test_a_writer_killed_between_tantivys_files_and_its_commit_is_replayed(
         assert [h.item.text for h in again.search("note 3 again", k=1)] == ["note 3 again"]
         items, indexed = consistent(tmp_path / "memory")
         assert items == indexed == 50
+
+
+def test_a_writer_killed_between_tantivys_commit_and_its_vectors_is_replayed(
+        tmp_path: Path) -> None:
+    """Upserts replayed over a Tantivy index that already holds them: the replaced items'
+    earlier vectors are no longer found through Tantivy, and must not stay behind (the
+    SIGKILL test met this one too, now and then)."""
+    memory = store(tmp_path)
+    memory.remember([new_item(f"note {i}", "customers", item_id=f"n{i}") for i in range(50)])
+    folder = tmp_path / "memory" / "customers"
+    kept = {path: path.read_bytes() for path in (folder / "state.json",
+                                                 folder / "vectors.usearch")}
+    memory.remember([new_item(f"note {i} again", "customers", item_id=f"n{i}")
+                     for i in range(10)])
+    for path, data in kept.items():  # as if killed after Tantivy's commit, before the rest
+        path.write_bytes(data)
+    for _ in range(2):
+        again = store(tmp_path)
+        assert [h.item.text for h in again.search("note 3 again", k=1, mode="vector")] == \
+            ["note 3 again"]
+        items, indexed = consistent(tmp_path / "memory")
+        assert items == indexed == 50
