@@ -11,6 +11,11 @@
   and in a workspace already open, beside the floor of parsing its recorded IR;
 - cached evaluations per second of a typical condition (target 150,000/s), beside the same
   condition written as plain Python over the same dictionaries;
+- the cancel check a running run makes (every 0.5 s) in a workspace with a long history while
+  other runs append, beside a ``stat`` of the log's segment (target: O(1), no record read);
+- the process time of ``aiosrun status RUN`` and ``aiosrun runs`` on a fresh workspace
+  (target < 150 ms), beside ``python -c pass`` (``bench/history.py`` has them on 1,000,000
+  records);
 - where LangGraph (no checkpointer, InMemorySaver, SqliteSaver), DBOS (SQLite) or Prefect
   can be imported, the same 200-step sequential flow in them.
 
@@ -287,6 +292,62 @@ def run_start(steps: int = 20_000) -> None:
           f"(floor: json.loads of its recorded IR {floor:.3f} s)")
 
 
+def cancel_check(history: int = 300_000, checks: int = 2000) -> None:
+    """The check for a cancel request, as a running run makes it, with a record of another
+    run appended before each (as concurrent runs do): it reads the run's records only when
+    the log holds a new one of that run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        with workspace(root) as ws:
+            apply(ws, "noop", 3)
+            _history(ws, history, 0)
+        with Workspace(root) as ws:
+            playbook, state = start_or_load(ws, "noop", {})
+            runner = Runner(ws, playbook, state)
+            other = NewEvent("StepStarted", {"path": "s0", "id": "s0", "attempt": 1,
+                                             "key": "k"}, run="h0000001")
+            segment = max((root / ".aios" / "log").glob("*.jsonl"))
+
+            async def checks_made() -> tuple[float, int]:
+                spent, read = 0.0, 0
+                for _ in range(checks):
+                    ws.log.append(other, durable=False)
+                    seen = state.last_seq
+                    runner._last_cancel_check = float("-inf")
+                    started = time.perf_counter()
+                    runner.cancel_requested()
+                    spent += time.perf_counter() - started
+                    read += state.last_seq != seen
+                return spent / checks, read
+
+            per_check, read = trio.run(checks_made)
+            floor = min(_timed(lambda: os.stat(segment)) for _ in range(checks))
+    print(f"cancel check, {history:,} records of history: {per_check * 1e6:>8.1f} us "
+          f"({read} of {checks} checks read a record) [target O(1)] "
+          f"(floor: stat of the segment {floor * 1e6:.1f} us)")
+
+
+def cli_time(repeat: int = 5) -> None:
+    """Process wall time of the read commands in a fresh workspace holding one run."""
+    command = str(Path(sys.executable).with_name("aiosrun"))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        with workspace(root) as ws:
+            apply(ws, "noop", 5)
+            playbook, state = start_or_load(ws, "noop", {})
+            trio.run(Runner(ws, playbook, state).execute)
+
+        def wall(*args: str) -> float:
+            return statistics.median(_timed(lambda: subprocess.run(
+                list(args), cwd=root, check=True, capture_output=True)) for _ in range(repeat))
+
+        status = wall(command, "status", state.id)
+        runs = wall(command, "runs")
+        floor = wall(sys.executable, "-c", "pass")
+    print(f"CLI process time, status / runs:       {status * 1000:>6.0f} / {runs * 1000:.0f} ms "
+          f"[target < 150 ms] (floor: python -c pass {floor * 1000:.0f} ms)")
+
+
 def expression_rate(seconds: float = 1.0) -> None:
     from aiosrun.dsl.expressions import evaluate
 
@@ -424,7 +485,9 @@ def main() -> None:
     resume_time()
     noop_steps()
     fsync_rates()
+    cancel_check()
     concurrent_runs()
+    cli_time()
     peers(sequential_flow())
 
 
