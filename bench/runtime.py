@@ -168,10 +168,40 @@ def fsync_rates(count: int = 300) -> None:
             log.append(NewEvent("Bench", {"i": i, "pad": "x" * 200}, run="r"))
         log.close()
         group = count * 20 / (time.perf_counter() - started)
+        steps, fsyncs = _always_steps(Path(tmp) / "steps", count)
     print(f"raw write+fsync of a 340-byte line:      {raw:>10,.0f} /s")
     print(f"log appends, fsync always:               {always:>10,.0f} /s "
           f"({always / raw:.0%} of raw)")
+    print(f"no-op steps in one run, fsync always:    {steps:>10,.0f} steps/s "
+          f"({steps / raw:.0%} of raw fsyncs) [target >= 90 %] ({fsyncs:.2f} fsyncs per step)")
     print(f"log appends, group commit (5 ms window): {group:>10,.0f} /s")
+
+
+def _always_steps(root: Path, steps: int) -> tuple[float, float]:
+    """Steps per second of one run of no-op steps with ``fsync: always``, and the fsyncs
+    each step cost (counted through ``os.fsync``)."""
+    root.mkdir()
+    with workspace(root, fsync="always") as ws:
+        apply(ws, "noop", steps)
+    os.sync()
+    counted = [0]
+    real = os.fsync
+
+    def counting(fd: Any) -> None:
+        counted[0] += 1
+        real(fd)
+
+    with Workspace(root) as ws:
+        playbook, state = start_or_load(ws, "noop", {})
+        os.fsync = counting
+        try:
+            started = time.perf_counter()
+            final = trio.run(Runner(ws, playbook, state).execute)
+            elapsed = time.perf_counter() - started
+        finally:
+            os.fsync = real
+        assert final.status == "succeeded"
+    return steps / elapsed, counted[0] / steps
 
 
 def concurrent_runs(runs: int = 100, steps: int = 10) -> None:
