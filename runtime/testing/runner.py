@@ -1,11 +1,12 @@
 """Running ``kind: Test`` files: each case in a throwaway copy of the workspace.
 
-A case gets a fresh folder with a copy of the workspace (never its ``.aios/`` state), the
-playbooks applied from their compiled IR, its doubles (:mod:`doubles`) and a virtual clock:
-trio's ``MockClock`` makes retry delays and sleeps pass at once, and the runtime's "now"
-follows it, jumping to the next due timer whenever the run waits for one. The operator's
-decisions come from the case. What happened is then checked against ``expect``, each
-failure reported at its line in the test file.
+A case gets a fresh folder with a copy of the workspace (never its ``.aios/`` state, nor its
+``store:``: a case on a PostgreSQL workspace runs on the copy's own JSONL log, never in the
+real database), the playbooks applied from their compiled IR, its doubles (:mod:`doubles`)
+and a virtual clock: trio's ``MockClock`` makes retry delays and sleeps pass at once, and
+the runtime's "now" follows it, jumping to the next due timer whenever the run waits for
+one. The operator's decisions come from the case. What happened is then checked against
+``expect``, each failure reported at its line in the test file.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from aiosrun.runtime.log.eventlog import NewEvent
 from aiosrun.runtime.results import Run
 from aiosrun.runtime.testing.doubles import CaseDoubles
 from aiosrun.runtime.testing.matching import mismatches
+from aiosrun.runtime.workspace import WORKSPACE_FILE, load_settings
 
 SKIPPED = (".aios", ".git", ".venv", "__pycache__")  # state, history, tools: not the business
 MAX_DECISIONS = 200  # a case's rounds of deciding and resuming: a bound, not a loop forever
@@ -84,6 +86,10 @@ def _copy_workspace(root: Path, folder: Path) -> None:
                             ignore=shutil.ignore_patterns(*SKIPPED))
         elif source.is_file():
             shutil.copy2(source, folder / source.name)
+    settings = load_settings(root).data
+    if "store" in settings:  # JSON is YAML: the copy's aios.yaml, checked, without it
+        (folder / WORKSPACE_FILE).write_text(json.dumps(
+            {k: v for k, v in settings.items() if k != "store"}, ensure_ascii=False), "utf-8")
 
 
 async def _run(folder: Path, doc: Document, index: int, case: Mapping[str, Any],

@@ -69,12 +69,12 @@ def test_a_changed_aios_yaml_is_checked_again(aiosrun: Runner, tmp_path: Path) -
     assert done.returncode == 1 and "aios.yaml" in done.stderr, done.stderr
 
 
-def test_runs_lists_the_latest_twenty_unless_asked_for_more(aiosrun: Runner,
-                                                            tmp_path: Path) -> None:
+def test_runs_lists_the_latest_twenty_unless_asked_for_more(aiosrun: Runner, tmp_path: Path,
+                                                            store: str) -> None:
     from aiosrun.runtime.log.eventlog import NewEvent
     from aiosrun.runtime.workspace import Workspace
 
-    workspace(tmp_path, gated=GATED)
+    workspace(tmp_path, store, gated=GATED)
     with Workspace(tmp_path) as ws:
         ws.log.append_many([NewEvent("RunStarted", {"playbook": "gated"}, run=f"r{i:02d}")
                             for i in range(25)])

@@ -1,5 +1,6 @@
 """`aiosrun test`: playbook tests run in throwaway copies, report failures at their line,
-write JUnit XML, refuse the network, and never touch the real workspace."""
+write JUnit XML, refuse the network, and never touch the real workspace (nor, on a
+PostgreSQL store, its database)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from pathlib import Path
 from xml.etree import ElementTree
 
-from .conftest import Runner
+from .conftest import Runner, store_url
 
 FAILING = """\
 apiVersion: aiosrun/v1
@@ -52,10 +53,12 @@ cases:
 """
 
 
-def test_shipped_tests_pass_and_leave_the_workspace_alone(aiosrun: Runner,
-                                                           tmp_path: Path) -> None:
+def test_shipped_tests_pass_and_leave_the_workspace_alone(aiosrun: Runner, tmp_path: Path,
+                                                           store: str) -> None:
     assert aiosrun("init", "shop", "--no-git").returncode == 0
     shop = tmp_path / "shop"
+    settings = shop / "aios.yaml"
+    settings.write_text(settings.read_text() + store)
     done = aiosrun("test", "--junit", "report.xml", cwd=shop)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "6 passed, 0 failed" in done.stdout
@@ -67,6 +70,17 @@ def test_shipped_tests_pass_and_leave_the_workspace_alone(aiosrun: Runner,
     assert json.loads(aiosrun("runs", "--format", "json", cwd=shop).stdout) == []
     assert not (shop / ".aios" / "outbox").exists()
     assert not (shop / ".aios" / "billing").exists()
+    url = store_url(shop)
+    if url is not None:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            tables = [row[0] for row in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = "
+                "'public'")]
+            assert "aios_events" in tables  # the store was opened (runs read it)
+            for table in tables:
+                assert conn.execute(f'SELECT count(*) FROM "{table}"').fetchone() == (0,), table
 
 
 def test_failed_expectations_are_reported_at_their_lines(aiosrun: Runner,
