@@ -3,11 +3,15 @@
 - steps/s of triggered runs executed by 1, 2 and 4 ``aiosrun serve`` workers sharing one
   PostgreSQL database (fsync on), beside one worker on the JSONL store on the same machine;
 - resume time after a worker's death: from the SIGKILL of a run's executor until another
-  worker has taken the run over (the lease timeout, default 15 s, plus one check).
+  worker has taken the run over (the lease timeout, default 15 s, plus one check);
+- appends per second of 1 and 3 processes appending at once, each append one statement (as
+  a step's records are) or a transaction under the appenders' advisory lock (as guarded
+  appends are): why only the guarded ones take it (docs/decisions.md).
 
 The server is a throwaway cluster started in a temporary folder (tests/support/postgres.py).
 
     python bench/postgres.py [--runs 200] [--steps 5] [--workers 1,2,4] [--lease 15]
+                             [--only-resume] [--only-appends]
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -140,15 +145,55 @@ def resume_time(url: str, lease: float, scratch: Path) -> float:
         worker.wait(timeout=60)
 
 
+def _appender(url: str, locked: bool, count: int, rates: Any) -> None:
+    from aiosrun.runtime.log.eventlog import NewEvent
+    from aiosrun.runtime.log.pglog import PgLog, connect
+
+    log = PgLog(connect(url, None, "bench"), "bench").open()
+    event = NewEvent("Bench", {"pad": "x" * 200})
+    started = time.perf_counter()
+    for _ in range(count):
+        log.append_many([event], guard=(lambda: True) if locked else None)
+    rates.put(count / (time.perf_counter() - started))
+    log.close()
+
+
+def append_modes(server: PostgresServer, count: int = 300) -> None:
+    """The two ways an append is numbered, alone and with three appenders at once, taken in
+    turn twice (a fresh database each)."""
+    import multiprocessing
+
+    for processes in (1, 3):
+        for locked in (False, True, False, True):
+            rates: Any = multiprocessing.Queue()
+            url = server.database()
+            workers = [multiprocessing.Process(target=_appender,
+                                               args=(url, locked, count, rates))
+                       for _ in range(processes)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+            total = sum(rates.get() for _ in workers)
+            how = "advisory lock" if locked else "one statement"
+            print(f"appends, {processes} process{'es' if processes > 1 else ''}, {how}: "
+                  f"{total:,.0f} /s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--only-resume", action="store_true")
+    parser.add_argument("--only-appends", action="store_true")
     parser.add_argument("--lease", type=float, default=15.0)
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="aiosrun-bench-pg-"))
+    if args.only_appends:
+        with PostgresServer(durable=True) as server:
+            append_modes(server)
+        return
     print(f"{args.runs} triggered runs of {args.steps} debug.echo steps, "
           f"{os.cpu_count()} cores")
     if not args.only_resume:
@@ -165,6 +210,8 @@ def main() -> None:
         seconds = resume_time(server.database(), args.lease, scratch)
         print(f"taken over after a SIGKILLed executor (lease_timeout {args.lease:g}s): "
               f"{seconds:.1f} s")
+        if not args.only_resume:
+            append_modes(server)
 
 
 if __name__ == "__main__":
