@@ -49,7 +49,8 @@ from typing import Any, Literal
 
 from aiosrun.dsl.errors import AiosrunError
 from aiosrun.runtime.errors import Unavailable
-from aiosrun.runtime.log.seek import STRIDE, SeekMarks
+from aiosrun.runtime.log.marks import Marks, load_marks, save_marks
+from aiosrun.runtime.log.seek import STRIDE, SeekMarks, nearer
 from aiosrun.runtime.log.skim import skim_version
 from aiosrun.runtime.log.storage import (
     StorageError,
@@ -879,6 +880,16 @@ class EventLog:
             return mark
         return seqs[at], offset
 
+    def _bound(self, handle: Any, segment: str, seq: int) -> int:
+        """A byte offset past the start of the record ``seq``: runs.idx's next offset after
+        it (unchecked: a wrong one only makes :func:`nearer` find less), else the file's
+        end."""
+        seqs, offsets = self._hints.get(segment, ((), ()))
+        at = bisect.bisect_right(seqs, seq)
+        if at < len(seqs):
+            return offsets[at]
+        return os.fstat(handle.fileno()).st_size
+
     def _index_lines(self, records: Sequence[Record], chunks: Sequence[bytes],
                      before: int) -> list[str]:
         """The runs.idx lines a batch adds: each run's first record in this segment, with
@@ -982,18 +993,41 @@ class EventLog:
             size, expected = int(length), int(crc, 16)
         except (OSError, ValueError):
             return data
-        if not 0 < size <= len(data) or data[size - 1:size] != b"\n" or \
-                zlib.crc32(data[:size]) != expected:
+        if not 0 < size <= len(data) or data[size - 1:size] != b"\n":
             return data
+        saved = load_marks(self.folder)
+        if saved is not None and not (0 < saved.size <= size and
+                                      data[saved.size - 1:saved.size] == b"\n"):
+            saved = None
+        known = zlib.crc32(data[:saved.size]) if saved is not None else 0
+        if zlib.crc32(data[saved.size if saved is not None else 0:size], known) != expected:
+            return data
+        if saved is not None and known != saved.crc:
+            saved = None  # they were parsed from other bytes (a rewritten index)
         prefix = data[:size]
         self._checkpoint_size = size
         self._lazy = prefix
         self._index_crc = expected
         self._index_offset = size
-        for start in _mark_starts(prefix):  # (checked by the CRC: none is altered)
-            end = prefix.find(b"\n", start)
-            self._parse_index_line(prefix[start:end].decode("utf-8", errors="replace"), path)
-        self._index_line = prefix.count(b"\n")
+        self._index_line = saved.lines if saved is not None else 0
+        closed, self._closed_seq = self._closed_seq, 0
+        begin = 0
+        if saved is not None:
+            begin = saved.size
+            self._indexed_seq, self._closed_seq = saved.indexed_seq, saved.closed_seq
+            self._seals.update(saved.seals)
+            self._sealed_stat.update(saved.sealed_stat)
+            self._hints.update(saved.hints)
+        for start in _mark_starts(prefix[begin:]):  # (checked by the CRC: none is altered)
+            end = prefix.find(b"\n", begin + start)
+            self._parse_index_line(prefix[begin + start:end].decode("utf-8", errors="replace"),
+                                   path)
+        self._index_line += prefix.count(b"\n", begin)
+        if begin < size and self.index_problem is None and not self.read_only:
+            save_marks(self.folder, Marks(
+                size, expected, self._index_line, self._indexed_seq, self._closed_seq,
+                self._seals, self._sealed_stat, self._hints))
+        self._closed_seq = max(self._closed_seq, closed)
         return data[size:]
 
     def _load_run(self, run: str) -> None:
@@ -1133,6 +1167,10 @@ class EventLog:
                 inode = os.fstat(handle.fileno()).st_ino
                 seq, position = self._start_at(handle, segment.name, inode, first, start)
                 handle.seek(position)
+                if start - seq > STRIDE:  # far before the one wanted: halve the bytes between
+                    seq, position = nearer(handle, seq, position,
+                                           self._bound(handle, segment.name, start), start)
+                    handle.seek(position)
                 if start - seq > STRIDE:  # the lines before the one wanted, passed at C speed
                     passed = list(map(len, islice(handle, start - seq)))
                     seq, position = seq + len(passed), position + sum(passed)

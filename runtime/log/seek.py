@@ -12,6 +12,8 @@ starts without any, as its offsets changed.
 from __future__ import annotations
 
 import bisect
+import zlib
+from typing import BinaryIO
 
 STRIDE = 64
 
@@ -44,3 +46,47 @@ class SeekMarks:
         if at < 0:
             return first, 0
         return seqs[at], offsets[at]
+
+
+_PROBE = 4096
+_CRC_TAIL = len(',"crc":"') + 8 + len('"}\n')
+
+
+def _checked(line: bytes) -> bool:
+    """Whether a whole line (with its end) carries the checksum of its own text."""
+    try:
+        return len(line) > _CRC_TAIL and line.endswith(b'"}\n') and \
+            zlib.crc32(line[:-_CRC_TAIL] + b"}") == int(line[-11:-3], 16)
+    except ValueError:
+        return False
+
+
+def _seq_of(head: bytes) -> int:
+    """The seq a line's fixed prefix ``{"seq":N,`` names (0: not such a prefix)."""
+    end = head.find(b",", 7)
+    return int(head[7:end]) if head.startswith(b'{"seq":') and head[7:end].isdigit() else 0
+
+
+def nearer(handle: BinaryIO, seq: int, position: int, end: int, want: int) -> tuple[int, int]:
+    """A line start nearer before the record ``want`` than ``(seq, position)``, a known line
+    start, found by halving the bytes up to ``end`` (past the wanted line) instead of
+    passing over every line between: JSON text holds no raw line end, so what follows one
+    is a line's ``{"seq":N,``. Only a line whose checksum holds is returned (else the
+    start given): what is passed over from it is counted, so its seq must be right."""
+    low_seq, low = seq, position
+    while end - low > _PROBE:
+        middle = (low + end) // 2
+        handle.seek(middle)
+        chunk = handle.read(_PROBE)
+        at = chunk.find(b"\n")
+        found = _seq_of(chunk[at + 1:at + 33]) if 0 <= at < len(chunk) - 32 else 0
+        if found <= low_seq or middle + at + 1 >= end:
+            break  # a line longer than a probe, or bytes that are not a line: stop here
+        if found <= want:
+            low_seq, low = found, middle + at + 1
+        else:
+            end = middle + at + 1
+    if low == position:
+        return seq, position
+    handle.seek(low)
+    return (low_seq, low) if _checked(handle.readline()) else (seq, position)
