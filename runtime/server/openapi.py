@@ -19,8 +19,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-ERRORS = {str(code): {"$ref": f"#/components/responses/E{code}"}
-          for code in (400, 401, 404, 409, 413, 422)}
+CODES = (400, 401, 404, 409, 413, 422, 503)
+ERRORS = {str(code): {"$ref": f"#/components/responses/E{code}"} for code in CODES}
 RUN = _json(_ref("Run"), "The run as it stands.")
 RUN_ID = {"name": "run", "in": "path", "required": True, "schema": {"type": "string"}}
 SSE = {"description": "Server-Sent Events: `id:` is the record's seq, `event:` its type, "
@@ -38,9 +38,12 @@ def _body(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
 
 def _op(summary: str, responses: dict[str, Any], *, parameters: list[Any] | None = None,
         body: dict[str, Any] | None = None, errors: tuple[int, ...] = (400, 401),
-        public: bool = False) -> dict[str, Any]:
+        public: bool = False, store: bool = True) -> dict[str, Any]:
+    """One operation; ``store``: it reads or records through the workspace's store, so it
+    answers 503 while a PostgreSQL store is away."""
+    codes = (*errors, 503) if store else errors
     op: dict[str, Any] = {"summary": summary, "responses": {
-        **responses, **{str(c): ERRORS[str(c)] for c in errors}}}
+        **responses, **{str(c): ERRORS[str(c)] for c in codes}}}
     if parameters:
         op["parameters"] = parameters
     if body:
@@ -53,9 +56,9 @@ def _op(summary: str, responses: dict[str, Any], *, parameters: list[Any] | None
 def paths() -> dict[str, Any]:
     return {
         "/healthz": {"get": _op("Liveness (no token needed).", {"200": _json(
-            {"type": "object"}, "`{status: ok}`")}, errors=(), public=True)},
+            {"type": "object"}, "`{status: ok}`")}, errors=(), public=True, store=False)},
         "/api/v1/openapi.json": {"get": _op("This document.", {"200": _json(
-            {"type": "object"}, "OpenAPI 3.1")}, errors=(401,))},
+            {"type": "object"}, "OpenAPI 3.1")}, errors=(401,), store=False)},
         "/api/v1/runs": {
             "post": _op(
                 "Start a run; with `wait`, answer when it ends or waits, else 202.",
@@ -131,7 +134,11 @@ def document(server_url: str) -> dict[str, Any]:
         "paths": paths(),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "responses": {f"E{code}": error for code in (400, 401, 404, 409, 413, 422)},
+            "responses": {**{f"E{code}": error for code in CODES if code != 503},
+                          "E503": {**_json(_ref("Error"), "`unavailable`: the workspace's "
+                                           "store (PostgreSQL) is away for now; try again."),
+                                   "headers": {"Retry-After": {"schema": {
+                                       "type": "integer"}, "description": "Seconds."}}}},
             "schemas": {
                 "Error": {"type": "object", "required": ["error"], "properties": {
                     "error": {"type": "object", "required": ["code", "message", "details"],

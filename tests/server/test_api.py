@@ -205,6 +205,11 @@ def test_the_openapi_document_names_every_route(api: httpx.Client) -> None:
               for m in r.methods - {"HEAD"}}  # type: ignore[attr-defined]
     described = {(path, method) for path, ops in doc["paths"].items() for method in ops}
     assert described == served
+    # every route that reads or records through the store says it may answer 503
+    unavailable = {(path, method) for path, ops in doc["paths"].items()
+                   for method, op in ops.items() if "503" in op["responses"]}
+    assert unavailable == served - {("/healthz", "get"), ("/api/v1/openapi.json", "get")}
+    assert "Retry-After" in doc["components"]["responses"]["E503"]["headers"]
 
 
 def test_a_slow_client_is_cut_off_and_holds_nothing(server: Server, api: httpx.Client) -> None:
