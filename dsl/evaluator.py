@@ -99,7 +99,7 @@ def _chained(first: Evaluator, rest: list[tuple[Callable[[v.Value, v.Value], boo
 
 def _ref_access(node: Access, text: str) -> Evaluator:
     base = compile_reference(node.base, text)
-    steps = [_ref_accessor(accessor, text) for accessor in node.accessors]
+    steps = [_accessor(accessor, text, compile_reference) for accessor in node.accessors]
 
     def run(scope: Scope) -> v.Value:
         value = base(scope)
@@ -110,8 +110,13 @@ def _ref_access(node: Access, text: str) -> Evaluator:
     return run
 
 
-def _ref_accessor(accessor: Prop | Index | Star,
-                      text: str) -> Callable[[v.Value, Scope], v.Value]:
+_Step = Callable[[v.Value, Scope], v.Value]
+
+
+def _accessor(accessor: Prop | Index | Star, text: str,
+              compile_index: Callable[[Node, str], Evaluator]) -> _Step:
+    """One step of an access chain; an index expression is compiled by either evaluator's
+    compiler (``compile_index``)."""
     if isinstance(accessor, Star):
         return lambda value, scope: fn.access(value, None, scope)
     if isinstance(accessor, Prop):
@@ -124,7 +129,7 @@ def _ref_accessor(accessor: Prop | Index | Star,
             return fn.access(value, key, scope)
 
         return prop
-    index = compile_reference(accessor.expr, text)
+    index = compile_index(accessor.expr, text)
     return lambda value, scope: fn.access(value, _Key.of(index(scope)), scope)
 
 
@@ -161,7 +166,6 @@ def _call(node: Call, text: str, args: list[Evaluator]) -> Evaluator:
 # ---- the fast evaluator -----------------------------------------------------------------------
 
 _MISSING = object()
-_Step = Callable[[v.Value, Scope], v.Value]
 
 
 def compile_fast(node: Node, text: str) -> Evaluator:
@@ -306,7 +310,7 @@ def _fast_access(node: Access, text: str) -> Evaluator:
     for accessor in node.accessors:
         plain = accessor.name if isinstance(accessor, Prop) and \
             accessor.name == accessor.name.lower() else None
-        steps.append((plain, _fast_accessor(accessor, text)))
+        steps.append((plain, _accessor(accessor, text, compile_fast)))
 
     def run(scope: Scope) -> v.Value:
         value = first(scope)
@@ -327,20 +331,3 @@ def _fast_access(node: Access, text: str) -> Evaluator:
         return _model(value)
 
     return run
-
-
-def _fast_accessor(accessor: Prop | Index | Star, text: str) -> _Step:
-    if isinstance(accessor, Star):
-        return lambda value, scope: fn.access(value, None, scope)
-    if isinstance(accessor, Prop):
-        key = _Key.of(accessor.name)
-        name = accessor.name
-
-        def prop(value: v.Value, scope: Scope) -> v.Value:
-            if type(value) is v.Obj:
-                return value.get(name)
-            return fn.access(value, key, scope)
-
-        return prop
-    index = compile_fast(accessor.expr, text)
-    return lambda value, scope: fn.access(value, _Key.of(index(scope)), scope)
