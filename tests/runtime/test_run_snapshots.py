@@ -80,15 +80,19 @@ def test_a_run_without_steps_round_trips(tmp_path: Path) -> None:
     assert load_run_snapshot(path) == RunState("r", playbook="p", last_seq=3)
 
 
+def _saved_and_loaded(tmp_path: Path) -> tuple[RunState, RunState]:
+    """A 20-step run folded from its records, and the same run saved and loaded back."""
+    folded = fold_run("r", _records(tmp_path, 20))
+    save_snapshot(tmp_path / "r.json", folded)
+    loaded = load_run_snapshot(tmp_path / "r.json")
+    assert loaded is not None
+    return folded, loaded
+
+
 def test_a_loaded_step_reads_as_it_was_saved_before_anything_touches_it(tmp_path: Path) -> None:
     """Every field of a step has a default: a step not yet decoded must still read as the
     one saved, or a resume from the snapshot would run finished steps again."""
-    records = _records(tmp_path, 20)
-    path = tmp_path / "r.json"
-    folded = fold_run("r", records)
-    save_snapshot(path, folded)
-    loaded = load_run_snapshot(path)
-    assert loaded is not None
+    folded, loaded = _saved_and_loaded(tmp_path)
     for step_path, step in folded.steps.items():
         stored = loaded.steps[step_path]
         assert (stored.status, stored.outputs, stored.attempts) == (
@@ -98,18 +102,13 @@ def test_a_loaded_step_reads_as_it_was_saved_before_anything_touches_it(tmp_path
 def test_a_step_once_read_is_a_plain_step_and_saves_as_one(tmp_path: Path) -> None:
     """Reading a field decodes the step into a plain StepState, so later reads (and the
     next save) cost what a folded step's do; equality holds both ways, decoded or not."""
-    records = _records(tmp_path, 20)
-    path = tmp_path / "r.json"
-    folded = fold_run("r", records)
-    save_snapshot(path, folded)
-    loaded = load_run_snapshot(path)
-    assert loaded is not None
+    folded, loaded = _saved_and_loaded(tmp_path)
     step = loaded.steps["s1"]
     assert step.attempts == folded.steps["s1"].attempts
     assert type(step) is StepState and step == folded.steps["s1"] == step
     assert folded.steps["s2"] == loaded.steps["s2"]  # not decoded yet, asked from the other side
     step.status = "cancelled"
-    save_snapshot(path, loaded)
-    again = load_run_snapshot(path)
+    save_snapshot(tmp_path / "r.json", loaded)
+    again = load_run_snapshot(tmp_path / "r.json")
     assert again is not None and again.steps["s1"].status == "cancelled"
     assert again == loaded
