@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 WORKSPACE_FILE = "aios.yaml"
 STATE_DIR = ".aios"
 WORKSPACE_SNAPSHOT_EVERY = 2_000  # records folded after a snapshot before the next is saved
-SNAPSHOT_MIN_STEPS = 16
-SETTINGS_CACHE = "settings.checked"  # runs with fewer steps are folded from their records
+SNAPSHOT_MIN_STEPS = 16  # runs with fewer steps are folded from their records
+SETTINGS_CACHE = "settings.checked"  # the checked aios.yaml, under .aios/
 
 
 def find_workspace(start: Path, override: str | None = None) -> Path | None:
